@@ -1,0 +1,112 @@
+#include "plugin/session.h"
+
+#include <chrono>
+#include <list>
+#include <thread>
+
+namespace kq {
+namespace {
+
+std::list<std::unique_ptr<Session>>& sessions() {
+    static std::list<std::unique_ptr<Session>> s;
+    return s;
+}
+std::list<lldb::SBTarget>& session_targets() {
+    static std::list<lldb::SBTarget> t;
+    return t;
+}
+
+}  // namespace
+
+Session::~Session() {
+    if (server_) server_->stop();
+}
+
+Session& Session::of(lldb::SBTarget& target) {
+    auto t = session_targets().begin();
+    for (auto s = sessions().begin(); s != sessions().end(); ++s, ++t)
+        if (*t == target) return **s;
+    throw Error("no kernel is open in this target: run 'kmod core VMCORE' after 'target create VMLINUX'");
+}
+
+void Session::close(lldb::SBTarget& target) {
+    auto t = session_targets().begin();
+    for (auto s = sessions().begin(); s != sessions().end(); ++s, ++t)
+        if (*t == target) {
+            sessions().erase(s);
+            session_targets().erase(t);
+            return;
+        }
+}
+
+Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
+                            const OpenOptions& opts) {
+    if (!target.IsValid() || !target.GetExecutable().IsValid())
+        throw Error("no target: run 'target create VMLINUX' first (the vmlinux with debug info of the dumped kernel)");
+    if (target.GetProcess().IsValid() && target.GetProcess().GetState() != lldb::eStateDetached &&
+        target.GetProcess().GetState() != lldb::eStateExited && target.GetProcess().GetState() != lldb::eStateInvalid)
+        throw Error("the target already has a process: create a new target for another dump");
+    char path[4096];
+    target.GetExecutable().GetPath(path, sizeof path);
+
+    auto s = std::make_unique<Session>();
+    s->target_ = target;
+    s->dump_path_ = dump;
+    s->system_ = LinuxSystem::open_dump(path, dump, opts);
+    auto& sys = *s->system_;
+    s->remote_target_ = std::make_unique<DumpTarget>(sys.dump(), sys.threads(), sys.kernel().slide());
+    s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
+    int port = s->server_->start();
+
+    if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
+    lldb::SBError err;
+    lldb::SBListener listener = dbg.GetListener();
+    std::string url = "connect://127.0.0.1:" + std::to_string(port);
+    lldb::SBProcess proc = target.ConnectRemote(listener, url.c_str(), "gdb-remote", err);
+    if (err.Fail() || !proc.IsValid())
+        throw Error(std::string("LLDB could not connect to the dump server: ") + (err.GetCString() ? err.GetCString() : "?"));
+    // In asynchronous mode the stop arrives as an event; wait for it briefly.
+    for (int i = 0; i < 100 && proc.GetState() != lldb::eStateStopped; ++i)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+
+    // vmlinux at its KASLR'd address; modules at the kernel's section addresses.
+    target.SetModuleLoadAddress(target.GetModuleAtIndex(0), static_cast<int64_t>(sys.kernel().slide()));
+    s->load_modules(target, opts.progress);
+
+    sessions().push_back(std::move(s));
+    session_targets().push_back(target);
+    return *sessions().back();
+}
+
+void Session::load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say) {
+    for (const auto& m : system_->modules()) {
+        if (m.ko_path.empty()) continue;
+        lldb::SBModule mod = target.AddModule(m.ko_path.c_str(), nullptr, nullptr);
+        if (!mod.IsValid()) {
+            if (say) say("LLDB could not load " + m.ko_path);
+            continue;
+        }
+        bool has_init = false;
+        for (const auto& r : m.ranges)
+            if (r.what.rfind("init ", 0) == 0) has_init = true;
+        size_t placed = 0;
+        for (uint32_t i = 0; i < mod.GetNumSections(); ++i) {
+            lldb::SBSection sec = mod.GetSectionAtIndex(i);
+            const char* name = sec.GetName();
+            if (!name) continue;
+            std::string n = name;
+            // Init sections are freed once the module is live: their recorded
+            // addresses may belong to something else by now.
+            if (!has_init && n.rfind(".init", 0) == 0) continue;
+            for (const auto& ks : m.sections)
+                if (ks.name == n) {
+                    target.SetSectionLoadAddress(sec, ks.addr);
+                    ++placed;
+                    break;
+                }
+        }
+        if (placed) ++modules_loaded_;
+    }
+}
+
+}  // namespace kq

@@ -1,0 +1,43 @@
+// The kernel behind an LLDB target: the opened system, the GDB-remote
+// server LLDB is connected to, and which .ko files were loaded.
+#pragma once
+#include <memory>
+#include <string>
+
+#include <lldb/API/LLDB.h>
+
+#include "kernel/linux/linux_system.h"
+#include "remote/dump_target.h"
+#include "remote/gdb_server.h"
+
+namespace kq {
+
+class Session {
+public:
+    // Opens `dump` for the target's executable (vmlinux), connects LLDB to
+    // it and loads module .ko files at their kernel addresses.
+    // Throws kq::Error with one line.
+    static Session& open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
+                              const OpenOptions& opts);
+    // The session of the target, or throws kq::Error telling how to open one.
+    static Session& of(lldb::SBTarget& target);
+    static void close(lldb::SBTarget& target);
+
+    LinuxSystem& system() { return *system_; }
+    const std::string& dump_path() const { return dump_path_; }
+    size_t modules_loaded() const { return modules_loaded_; }
+
+    ~Session();
+
+private:
+    void load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say);
+
+    lldb::SBTarget target_;
+    std::string dump_path_;
+    std::unique_ptr<LinuxSystem> system_;
+    std::unique_ptr<DumpTarget> remote_target_;
+    std::unique_ptr<GdbServer> server_;
+    size_t modules_loaded_ = 0;
+};
+
+}  // namespace kq
