@@ -238,7 +238,8 @@ std::string GdbServer::handle(std::string_view p, bool& close) {
         const RemoteThread* t = thread(thread_suffix(p));
         if (!n || *n >= kNumRegs || !t) return "E01";
         std::string v = read_register(*t, static_cast<unsigned>(*n));
-        return v.empty() ? "E02" : v;
+        // Unknown (not saved in a switch frame): 'x' digits mark it unavailable.
+        return v.empty() ? std::string(kRegs[*n].bits / 4, 'x') : v;
     }
     if (p[0] == 'g' && (p.size() == 1 || p[1] == ';')) {
         const RemoteThread* t = thread(thread_suffix(p));
