@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +33,9 @@ struct ElfSymbol {
 
 class ElfImage {
 public:
-    // Throws kq::Error with one clear line if the file is missing or not ELF.
+    // Throws kq::Error with one clear line if the file is missing, not ELF or
+    // truncated (a section or the section headers past the end of the file).
+    // The file is mapped, not read: opening a large vmlinux is cheap.
     static std::unique_ptr<ElfImage> open(const std::string& path);
     virtual ~ElfImage() = default;
 
@@ -42,6 +45,13 @@ public:
     const ElfSection* section(std::string_view name) const;
     // Contents of a section (empty for SHT_NOBITS or unreadable).
     virtual std::vector<uint8_t> section_data(const ElfSection& s) const = 0;
+    // The same without a copy: a view into the mapped file (decompressed once
+    // if SHF_COMPRESSED), valid as long as this image lives.
+    virtual std::span<const uint8_t> section_bytes(const ElfSection& s) const = 0;
+    // For ET_EXEC/ET_DYN: up to len bytes of file contents at virtual address
+    // addr, from the allocated section holding it (clipped at the section's
+    // end); empty if no section with file contents holds addr.
+    virtual std::span<const uint8_t> bytes_at(uint64_t addr, size_t len) const = 0;
 
     // .symtab (or .dynsym when there is none), in file order.
     virtual const std::vector<ElfSymbol>& symbols() const = 0;
@@ -49,7 +59,16 @@ public:
     virtual const ElfSymbol* symbol(std::string_view name) const = 0;
     // For ET_EXEC: the function/object symbol containing addr (value <= addr < value+size,
     // or the closest preceding sized-0 symbol), nullptr if none.
+    // Indexed: STT_FUNC, STT_OBJECT, and STT_NOTYPE labels in executable
+    // sections (assembly entry points such as ret_from_fork). Where several
+    // start at one address, FUNC/OBJECT win over NOTYPE, then GLOBAL over WEAK
+    // over LOCAL. O(log n).
+    // Symbols of an ET_REL file hold section offsets, so there symbol_at()
+    // returns nullptr: use symbol_in_section() instead.
     virtual const ElfSymbol* symbol_at(uint64_t addr) const = 0;
+    // The same rule within section `shndx`, offset measured from its start
+    // (ET_REL); for ET_EXEC/ET_DYN, offset is from the section's sh_addr.
+    virtual const ElfSymbol* symbol_in_section(unsigned shndx, uint64_t offset) const = 0;
 
     // NT_GNU_BUILD_ID as lowercase hex, "" if absent.
     virtual std::string build_id() const = 0;
