@@ -1,6 +1,7 @@
 // A kernel crash dump file: memory, VMCOREINFO and the CPUs' registers.
 #pragma once
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -30,13 +31,24 @@ class Dump : public MemorySource {
 public:
     // Opens ELF vmcores and kdump-compressed files, and makedumpfile's
     // flattened format (converted once into the cache). Throws kq::Error with
-    // one clear line for anything else (truncated, not a dump, unreadable).
+    // one clear line for anything else (not a dump, unreadable, headers or
+    // notes cut off). A dump cut off only inside its memory opens with a
+    // note, truncated() set, and short reads where memory is missing.
+    // Thread-safe once open: reads may come from several threads.
     static std::unique_ptr<Dump> open(const std::string& path, const DumpOptions& opts = {});
 
-    virtual std::string format() const = 0;          // "ELF", "kdump-compressed", ...
+    // "ELF vmcore", "kdump-compressed", "kdump-compressed (converted from
+    // flattened)".
+    virtual std::string format() const = 0;
     virtual const std::string& vmcoreinfo() const = 0;  // raw VMCOREINFO text ("" if none)
     virtual const std::vector<CpuState>& cpus() const = 0;
+    // Reads physical memory; short count like read().
     virtual size_t read_phys(uint64_t paddr, void* buf, size_t len) = 0;
+
+    // The file holds less memory than its headers describe (cut off while
+    // written or copied): reads of what is missing return short counts.
+    virtual bool truncated() const { return false; }
+    virtual uint64_t page_size() const { return 4096; }
 
     // Value of a VMCOREINFO line "KEY=value", e.g. "OSRELEASE", "KERNELOFFSET",
     // "SYMBOL(init_task)", "BUILD-ID".

@@ -1,0 +1,46 @@
+// Identifies a dump file before libkdumpfile sees it, so that anything that
+// is not a usable kernel dump is refused with one clear line, and a dump
+// whose memory is cut short is recognised as truncated.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace kq {
+
+enum class DumpKind {
+    Elf,        // ELF64 core (QEMU dump-guest-memory, /proc/vmcore copy)
+    Kdump,      // kdump-compressed (diskdump) from makedumpfile or QEMU
+    Flattened,  // makedumpfile's flattened stream: needs conversion
+    Other,      // something else libkdumpfile may know (LKCD, sadump, ...)
+};
+
+struct DumpProbe {
+    DumpKind kind = DumpKind::Other;
+    std::string format;       // "ELF vmcore", "kdump-compressed", ...
+    uint64_t file_size = 0;
+    uint64_t needed_size = 0; // bytes the headers say the file holds (0: unknown)
+    bool has_vmcoreinfo = false;
+    // ELF: physical memory the PT_LOAD segments hold in the file (cut at its
+    // end), sorted, merged [start, end). Empty: no such map.
+    std::vector<std::pair<uint64_t, uint64_t>> phys_ranges;
+    // Truncated kdump-compressed: physical pages whose data lies beyond the
+    // end of the file, sorted, merged [start, end).
+    std::vector<std::pair<uint64_t, uint64_t>> missing_ranges;
+    bool truncated() const { return needed_size > file_size; }
+};
+
+// Throws kq::Error (one line naming `display`) for a missing or unreadable
+// file, a directory or device, an empty file, a file that is not a kernel
+// dump (naming what it is instead), an unsupported architecture, and a
+// dump whose headers, notes or page tables of contents are cut off.
+// A dump cut off only in its memory data is accepted: truncated() is set.
+DumpProbe probe_dump(const std::string& path, const std::string& display);
+
+// Same, for an already opened descriptor.
+DumpProbe probe_dump_fd(int fd, const std::string& display);
+
+// "1.5 GiB", "512 KiB", "17 bytes".
+std::string human_size(uint64_t bytes);
+
+}  // namespace kq
