@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -48,6 +49,19 @@ ElfFile::ElfFile(const std::string& path) : path_(path) {
 
         if (!gelf_getehdr(elf_, &ehdr_))
             throw Error(path + " is truncated or corrupt: bad ELF header (" + elf_err() + ")");
+
+        // libelf quietly reports no sections (or segments) when their header
+        // table lies past the end of the file: check the ELF header itself.
+        auto table_fits = [&](uint64_t off, uint64_t count, uint64_t entsize) {
+            return off <= size_ && (entsize == 0 || count <= (size_ - off) / entsize);
+        };
+        if (ehdr_.e_shoff != 0 && !table_fits(ehdr_.e_shoff, std::max<uint64_t>(ehdr_.e_shnum, 1),
+                                              ehdr_.e_shentsize))
+            throw Error(path + " is truncated: its section headers end past the end of the file (" +
+                        std::to_string(size_) + " bytes)");
+        if (ehdr_.e_phoff != 0 && !table_fits(ehdr_.e_phoff, ehdr_.e_phnum, ehdr_.e_phentsize))
+            throw Error(path + " is truncated: its program headers end past the end of the file (" +
+                        std::to_string(size_) + " bytes)");
 
         size_t shnum = 0, shstrndx = 0;
         if (elf_getshdrnum(elf_, &shnum) != 0)
