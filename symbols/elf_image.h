@@ -17,7 +17,7 @@ struct ElfSection {
     uint32_t type = 0;    // SHT_*
     uint64_t flags = 0;   // SHF_*
     uint64_t addr = 0;    // sh_addr (0 in an ET_REL file)
-    uint64_t size = 0;
+    uint64_t size = 0;    // sh_size: as stored (compressed size if SHF_COMPRESSED)
     uint64_t offset = 0;  // file offset
     uint64_t align = 0;
 };

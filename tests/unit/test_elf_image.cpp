@@ -23,9 +23,10 @@ namespace {
 #ifdef KQ_FIXTURE_OBJ
 const std::string kObj = KQ_FIXTURE_OBJ;
 const std::string kExe = KQ_FIXTURE_EXE;
+const std::string kZObj = KQ_FIXTURE_ZOBJ;
 #define REQUIRE_FIXTURES() (void)0
 #else
-const std::string kObj, kExe;
+const std::string kObj, kExe, kZObj;
 #define REQUIRE_FIXTURES() GTEST_SKIP() << "fixtures not built (tests/unit/fixtures)"
 #endif
 
@@ -114,6 +115,23 @@ TEST(ElfImage, RelocatableObjectBuildIdAndModinfo) {
     ASSERT_NE(bss, nullptr);
     EXPECT_EQ(bss->type, SHT_NOBITS);
     EXPECT_TRUE(img->section_data(*bss).empty());
+}
+
+TEST(ElfImage, CompressedSectionIsInflated) {
+    REQUIRE_FIXTURES();
+    auto plain = ElfImage::open(kObj);
+    auto packed = ElfImage::open(kZObj);
+    const kq::ElfSection* a = plain->section(".debug_abbrev");
+    const kq::ElfSection* b = packed->section(".debug_abbrev");
+    ASSERT_TRUE(a && b);
+    EXPECT_FALSE(a->flags & SHF_COMPRESSED);
+    EXPECT_TRUE(b->flags & SHF_COMPRESSED);
+    auto x = plain->section_bytes(*a);
+    auto y = packed->section_bytes(*b);
+    ASSERT_EQ(x.size(), a->size);
+    ASSERT_EQ(y.size(), x.size());
+    EXPECT_EQ(std::memcmp(x.data(), y.data(), x.size()), 0);
+    EXPECT_EQ(packed->section_data(*b).size(), x.size());
 }
 
 TEST(ElfImage, ExecutableSymbolAt) {

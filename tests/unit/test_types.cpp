@@ -22,9 +22,11 @@ namespace {
 const std::string kObj = KQ_FIXTURE_OBJ;
 const std::string kDwarf2 = KQ_FIXTURE_DWARF2_OBJ;
 const std::string kExe = KQ_FIXTURE_EXE;
+const std::string kZObj = KQ_FIXTURE_ZOBJ;
+const std::string kZExe = KQ_FIXTURE_ZEXE;
 #define REQUIRE_FIXTURES() (void)0
 #else
-const std::string kObj, kDwarf2, kExe;
+const std::string kObj, kDwarf2, kExe, kZObj, kZExe;
 #define REQUIRE_FIXTURES() GTEST_SKIP() << "fixtures not built (tests/unit/fixtures)"
 #endif
 
@@ -43,8 +45,8 @@ void expect_open_error(const std::string& path, const std::string& needle) {
 }
 
 // The same assertions on each fixture: ET_REL with DWARF 5 (relocated
-// .debug_info), ET_REL with strict DWARF 2 (offsets as expressions), and a
-// linked executable of several units.
+// .debug_info), ET_REL with strict DWARF 2 (offsets as expressions), a
+// linked executable of several units, and both with compressed DWARF.
 class FixtureTypes : public ::testing::TestWithParam<const std::string*> {
 protected:
     void SetUp() override {
@@ -203,12 +205,14 @@ TEST_P(FixtureTypes, BadPaths) {
     EXPECT_EQ(t.file(), *GetParam());
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTypes, ::testing::Values(&kObj, &kDwarf2, &kExe),
-                         [](const auto& info) {
-                             return std::string(info.index == 0   ? "RelocatableDwarf5"
-                                                : info.index == 1 ? "RelocatableDwarf2"
-                                                                  : "Executable");
-                         });
+std::string fixture_name(const ::testing::TestParamInfo<const std::string*>& info) {
+    static const char* const names[] = {"RelocatableDwarf5", "RelocatableDwarf2", "Executable",
+                                        "CompressedRelocatable", "CompressedExecutable"};
+    return names[info.index];
+}
+
+INSTANTIATE_TEST_SUITE_P(Fixtures, FixtureTypes, ::testing::Values(&kObj, &kDwarf2, &kExe, &kZObj, &kZExe),
+                         fixture_name);
 
 // Units are indexed lazily, and a declaration in an early unit does not hide
 // the definition in a later one.
