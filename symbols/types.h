@@ -19,7 +19,7 @@ public:
     //
     // Look-ups index compile units lazily, only their top-level DIEs, until the
     // name asked for appears; a name that exists nowhere costs one walk of all
-    // units (~1.5 s on a distribution vmlinux), after which every miss is
+    // units (~1.3 s on a distribution vmlinux), after which every miss is
     // immediate. Results are cached. Thread-safe (one lock per instance).
     //
     // Type names: "task_struct", or "struct task_struct" / "union x" /
