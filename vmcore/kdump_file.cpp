@@ -11,9 +11,16 @@
 namespace kq {
 namespace {
 
-// Pages libkdumpfile keeps decoded (decompressed, translated): 16 MiB of
-// 4 KiB pages, enough for the working set of a stack walk and a list walk.
-constexpr kdump_num_t kCachePages = 4096;
+// libkdumpfile's own page cache: it searches it linearly, so keep it small;
+// it holds mostly page tables and what large direct reads pass through.
+constexpr kdump_num_t kLibCachePages = 256;
+// Pages kept here (decompressed, checked): 16 MiB of 4 KiB pages.
+constexpr size_t kCachedPages = 4096;
+// Translations kept (a 4 KiB page each): 1 GiB of kernel address space.
+constexpr size_t kTlbEntries = 1u << 18;
+// Reads longer than this bypass the page cache (bulk copies and scans).
+constexpr size_t kDirectRead = 64 * 1024;
+constexpr uint64_t kNoPage = ~0ull;
 
 // libkdumpfile's names of the pr_reg fields, in Reg order.
 constexpr const char* kRegNames[] = {
@@ -69,7 +76,17 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
 
     // Never mmap the dump: a file cut short (or shrinking under us) would
     // turn a read of its missing tail into SIGBUS instead of an error.
-    kdump_set_number_attr(ctx_, KDUMP_ATTR_FILE_MMAP_POLICY, KDUMP_MMAP_NEVER);
+    // mmap the dump (much faster than read(2) through libkdumpfile's file
+    // cache) unless it is cut short: reading a mapped page past the end of
+    // the file is SIGBUS, not an error.
+    kdump_set_number_attr(ctx_, KDUMP_ATTR_FILE_MMAP_POLICY,
+                          probe.truncated() ? KDUMP_MMAP_NEVER : KDUMP_MMAP_TRY);
+    // The probe saw an x86-64 ELF machine or kdump header. Say so up front:
+    // QEMU's kdump-compressed header fills in only utsname.machine, which
+    // libkdumpfile ignores, and without an architecture it skips the CPU
+    // notes and cannot read memory at all.
+    if (probe.kind == DumpKind::Elf || probe.kind == DumpKind::Kdump)
+        kdump_set_string_attr(ctx_, KDUMP_ATTR_ARCH_NAME, KDUMP_ARCH_X86_64);
 
     kdump_status st = kdump_open_fd(ctx_, fd_.get());
     if (st != KDUMP_OK) {
@@ -86,10 +103,12 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
         if (kdump_get_string_attr(ctx_, KDUMP_ATTR_FILE_FORMAT, &f) == KDUMP_OK && f) format_ = f;
         if (format_.empty()) format_ = "unknown";
     }
-    kdump_set_number_attr(ctx_, "cache.size", kCachePages);
+    kdump_set_number_attr(ctx_, "cache.size", kLibCachePages);
 
     kdump_num_t ps = 0;
-    if (kdump_get_number_attr(ctx_, KDUMP_ATTR_PAGE_SIZE, &ps) == KDUMP_OK && ps) page_size_ = ps;
+    if (kdump_get_number_attr(ctx_, KDUMP_ATTR_PAGE_SIZE, &ps) == KDUMP_OK && ps && (ps & (ps - 1)) == 0)
+        page_size_ = ps;
+    page_shift_ = unsigned(__builtin_ctzll(page_size_));
 
     const char* arch = nullptr;
     if (kdump_get_string_attr(ctx_, KDUMP_ATTR_ARCH_NAME, &arch) != KDUMP_OK || !arch ||
@@ -216,7 +235,7 @@ size_t KdumpFile::read(uint64_t vaddr, void* buf, size_t len) {
             continue;
         }
         if (run_len) {
-            const size_t got = read_phys_locked(run_phys, out + run_off, run_len);
+            const size_t got = read_phys_cached(run_phys, out + run_off, run_len);
             if (got < run_len) return run_off + got;
         }
         if (!ok) return done;
@@ -225,26 +244,77 @@ size_t KdumpFile::read(uint64_t vaddr, void* buf, size_t len) {
         run_len = n;
         done += n;
     }
-    return run_off + read_phys_locked(run_phys, out + run_off, run_len);
+    return run_off + read_phys_cached(run_phys, out + run_off, run_len);
 }
 
 size_t KdumpFile::read_phys(uint64_t paddr, void* buf, size_t len) {
     if (len == 0) return 0;
     if (paddr + (len - 1) < paddr) len = size_t(0 - paddr);
     std::lock_guard lock(mu_);
-    return read_phys_locked(paddr, static_cast<uint8_t*>(buf), len);
+    return read_phys_cached(paddr, static_cast<uint8_t*>(buf), len);
 }
 
 bool KdumpFile::translate(uint64_t vaddr, uint64_t* paddr) {
+    const uint64_t vpn = vaddr >> page_shift_;
+    const uint64_t off = vaddr & (page_size_ - 1);
+    if (auto it = tlb_.find(vpn); it != tlb_.end()) {
+        if (it->second == kNoPage) return false;
+        *paddr = (it->second << page_shift_) | off;
+        return true;
+    }
     addrxlat_fulladdr_t a;
-    a.addr = vaddr;
+    a.addr = vaddr & ~(page_size_ - 1);
     a.as = ADDRXLAT_KVADDR;
-    if (addrxlat_api()->conv(&a, ADDRXLAT_KPHYSADDR, xctx_, xsys_) != ADDRXLAT_OK) return false;
-    *paddr = a.addr;
-    return true;
+    const bool ok = addrxlat_api()->conv(&a, ADDRXLAT_KPHYSADDR, xctx_, xsys_) == ADDRXLAT_OK;
+    if (tlb_.size() >= kTlbEntries) tlb_.clear();
+    tlb_.emplace(vpn, ok ? a.addr >> page_shift_ : kNoPage);
+    if (ok) *paddr = (a.addr & ~(page_size_ - 1)) | off;
+    return ok;
 }
 
-size_t KdumpFile::read_phys_locked(uint64_t paddr, uint8_t* buf, size_t len) {
+size_t KdumpFile::read_phys_cached(uint64_t paddr, uint8_t* buf, size_t len) {
+    if (len > kDirectRead) return read_phys_direct(paddr, buf, len);
+    size_t done = 0;
+    while (done < len) {
+        const uint64_t a = paddr + done;
+        const uint64_t pfn = a >> page_shift_;
+        const size_t off = a & (page_size_ - 1);
+        const size_t n = std::min<uint64_t>(len - done, page_size_ - off);
+
+        Page* page;
+        if (auto it = pages_.find(pfn); it != pages_.end()) {
+            lru_.splice(lru_.begin(), lru_, it->second);
+            page = &*it->second;
+        } else {
+            if (lru_.size() >= kCachedPages) {
+                auto victim = std::prev(lru_.end());
+                pages_.erase(victim->pfn);
+                lru_.splice(lru_.begin(), lru_, victim);  // reuse its buffer
+            } else {
+                lru_.push_front(Page{0, 0, std::make_unique<uint8_t[]>(page_size_)});
+            }
+            page = &lru_.front();
+            page->pfn = pfn;
+            page->valid = uint32_t(read_phys_direct(pfn << page_shift_, page->data.get(), page_size_));
+            pages_.emplace(pfn, lru_.begin());
+        }
+        if (off < page->valid) {
+            const size_t m = std::min<size_t>(n, page->valid - off);
+            std::memcpy(buf + done, page->data.get() + off, m);
+            done += m;
+            if (m < n) break;
+        } else {
+            // Not readable from the page start: an ELF segment can begin
+            // inside a page. Rare; ask directly.
+            const size_t m = read_phys_direct(a, buf + done, n);
+            done += m;
+            if (m < n) break;
+        }
+    }
+    return done;
+}
+
+size_t KdumpFile::read_phys_direct(uint64_t paddr, uint8_t* buf, size_t len) {
     if (!missing_ranges_.empty()) {
         // Stop before the first missing page at or after paddr.
         auto it = std::upper_bound(missing_ranges_.begin(), missing_ranges_.end(), paddr,
@@ -255,7 +325,7 @@ size_t KdumpFile::read_phys_locked(uint64_t paddr, uint8_t* buf, size_t len) {
         }
     }
     if (phys_ranges_.empty()) return kdump_read_space(phys_space_, paddr, buf, len);
-    // Only what the ELF segments hold: the first range ending after paddr.
+    // Only what the ELF segments hold: from the first range ending after paddr.
     size_t done = 0;
     auto it = std::upper_bound(phys_ranges_.begin(), phys_ranges_.end(), paddr,
                                [](uint64_t a, const auto& r) { return a < r.second; });

@@ -3,8 +3,11 @@
 // Linux OS type, from VMCOREINFO (KERNELOFFSET, phys_base, the page-table
 // root) and the dump's page tables.
 #pragma once
+#include <list>
+#include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "vmcore/dump.h"
@@ -42,18 +45,33 @@ public:
     bool can_translate() const { return translate_; }
 
 private:
-    // With mu_ held.
+    // All with mu_ held.
     bool translate(uint64_t vaddr, uint64_t* paddr);
-    size_t read_phys_locked(uint64_t paddr, uint8_t* buf, size_t len);
+    size_t read_phys_cached(uint64_t paddr, uint8_t* buf, size_t len);
+    size_t read_phys_direct(uint64_t paddr, uint8_t* buf, size_t len);
     size_t kdump_read_space(int space, uint64_t addr, uint8_t* buf, size_t len);
 
     void load_cpus();
     void check_translation(const DumpOptions& opts);
 
-    mutable std::mutex mu_;  // guards ctx_ and the translation objects
+    mutable std::mutex mu_;  // guards everything below that reads are allowed to change
     _kdump_ctx* ctx_ = nullptr;
     _addrxlat_ctx* xctx_ = nullptr;
     _addrxlat_sys* xsys_ = nullptr;
+
+    // A dump never changes: translations and pages, once read, are kept.
+    // libkdumpfile's own cache searches linearly, so a large one is slow;
+    // these are hashed. Unreadable results are kept too (scans probe a lot
+    // of absent memory).
+    std::unordered_map<uint64_t, uint64_t> tlb_;  // virtual page -> physical page or kNoPage
+    struct Page {
+        uint64_t pfn;
+        uint32_t valid;  // readable bytes from the start of the page
+        std::unique_ptr<uint8_t[]> data;
+    };
+    std::list<Page> lru_;  // most recently used first
+    std::unordered_map<uint64_t, std::list<Page>::iterator> pages_;
+
     // ELF: physical memory the file holds (libkdumpfile reads holes between
     // segments as zeros; they must read as absent).
     std::vector<std::pair<uint64_t, uint64_t>> phys_ranges_;
@@ -65,6 +83,7 @@ private:
     std::string vmcoreinfo_;
     std::vector<CpuState> cpus_;
     uint64_t page_size_ = 4096;
+    unsigned page_shift_ = 12;
     int phys_space_;  // KDUMP_KPHYSADDR, or machine physical without an OS type
     bool truncated_ = false;
     bool translate_ = false;
