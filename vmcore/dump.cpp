@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -27,16 +28,19 @@ UniqueFd open_file(const std::string& path, const std::string& display) {
     return fd;
 }
 
-// The regular file a flattened dump describes, from the cache or converted
-// now. Returns its path.
-std::string converted_copy(int fd, const std::string& path, const DumpOptions& opts) {
+// The regular file a flattened dump describes, from the cache (unless
+// `fresh`) or converted now. Returns its path; *converted says which.
+std::string converted_copy(int fd, const std::string& path, const DumpOptions& opts, bool fresh,
+                           bool* converted) {
     struct stat st;
     if (fstat(fd, &st) != 0) throw Error("cannot open " + path + ": " + std::strerror(errno));
     const int64_t mtime_ns = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
     const std::string out = converted_path(path, uint64_t(st.st_size), mtime_ns, opts);
 
     struct stat cached;
-    if (::stat(out.c_str(), &cached) == 0 && S_ISREG(cached.st_mode) && cached.st_size > 0) return out;
+    *converted = false;
+    if (!fresh && ::stat(out.c_str(), &cached) == 0 && S_ISREG(cached.st_mode) && cached.st_size > 0) return out;
+    *converted = true;
 
     std::error_code ec;
     const auto dir = std::filesystem::path(out).parent_path();
@@ -65,14 +69,26 @@ std::unique_ptr<Dump> Dump::open(const std::string& path, const DumpOptions& opt
     DumpProbe probe = probe_dump_fd(fd.get(), path);
 
     if (probe.kind == DumpKind::Flattened) {
-        const std::string copy = converted_copy(fd.get(), path, opts);
-        UniqueFd cfd = open_file(copy, copy);
-        DumpProbe inner = probe_dump_fd(cfd.get(), path);
-        if (inner.kind == DumpKind::Flattened)
-            throw Error("corrupt dump: " + path + " (flattened stream holds another flattened stream)");
-        const std::string fmt =
-            (inner.format.empty() ? std::string("dump") : inner.format) + " (converted from flattened)";
-        return std::make_unique<KdumpFile>(std::move(cfd), inner, path, fmt, opts);
+        for (bool fresh : {false, true}) {
+            bool converted = false;
+            const std::string copy = converted_copy(fd.get(), path, opts, fresh, &converted);
+            try {
+                UniqueFd cfd = open_file(copy, copy);
+                DumpProbe inner = probe_dump_fd(cfd.get(), path);
+                if (inner.kind == DumpKind::Flattened)
+                    throw Error("corrupt dump: " + path + " (flattened stream holds another flattened stream)");
+                const std::string fmt =
+                    (inner.format.empty() ? std::string("dump") : inner.format) + " (converted from flattened)";
+                return std::make_unique<KdumpFile>(std::move(cfd), inner, path, fmt, opts);
+            } catch (const Error&) {
+                // A cached copy that does not open (damaged since it was
+                // written): convert again, once.
+                if (converted) throw;
+                note(opts, "converted copy " + copy + " does not open; converting again");
+                ::unlink(copy.c_str());
+            }
+        }
+        throw Error("cannot convert flattened dump " + path);  // not reached: a fresh copy opens or throws
     }
     std::string fmt = probe.format;
     return std::make_unique<KdumpFile>(std::move(fd), probe, path, fmt, opts);

@@ -206,7 +206,7 @@ std::string converted_path(const std::string& path, uint64_t size, int64_t mtime
     const uint64_t path_hash = fnv1a(key);
     const uint64_t state_hash = fnv1a(std::to_string(size) + '/' + std::to_string(mtime_ns), path_hash);
     return cache_root(opts) + "/converted/" + base + "." + hex(path_hash >> 32, 8) + "-" +
-           hex(state_hash >> 32, 8) + ".kdump";
+           hex(state_hash >> 32, 8) + ".dump";
 }
 
 void remove_stale_conversions(const std::string& current) {
@@ -220,7 +220,7 @@ void remove_stale_conversions(const std::string& current) {
     for (const auto& e : fs::directory_iterator(cur.parent_path(), ec)) {
         const std::string n = e.path().filename().string();
         if (n != name && n.size() == name.size() && n.compare(0, prefix.size(), prefix) == 0 &&
-            n.ends_with(".kdump"))
+            n.ends_with(".dump"))
             fs::remove(e.path(), ec);
     }
 }

@@ -16,8 +16,8 @@ namespace {
 constexpr kdump_num_t kLibCachePages = 256;
 // Pages kept here (decompressed, checked): 16 MiB of 4 KiB pages.
 constexpr size_t kCachedPages = 4096;
-// Translations kept (a 4 KiB page each): 1 GiB of kernel address space.
-constexpr size_t kTlbEntries = 1u << 18;
+// Translations kept (a 4 KiB page each): 256 MiB of kernel address space.
+constexpr size_t kTlbEntries = 1u << 16;
 // Reads longer than this bypass the page cache (bulk copies and scans).
 constexpr size_t kDirectRead = 64 * 1024;
 constexpr uint64_t kNoPage = ~0ull;

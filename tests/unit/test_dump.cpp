@@ -251,6 +251,21 @@ TEST(DumpFlattened, ConvertsOnceAndReadsLikeTheOriginal) {
     EXPECT_EQ(t.list("cache/converted").size(), 1u);
 }
 
+TEST(DumpFlattened, DamagedCachedCopyIsConvertedAgain) {
+    TempDir t;
+    const std::string path = t.write("d.flat", flatten(make_kdump_compressed(standard_kdump()), 4096, false));
+    Notes n;
+    kq::Dump::open(path, n.opts(t.file("cache")));
+    const auto files = t.list("cache/converted");
+    ASSERT_EQ(files.size(), 1u);
+    ASSERT_EQ(truncate(t.file("cache/converted/" + files[0]).c_str(), 100), 0);
+    n.lines.clear();
+    auto d = kq::Dump::open(path, n.opts(t.file("cache")));
+    EXPECT_TRUE(n.any("does not open; converting again"));
+    EXPECT_TRUE(n.any("converting flattened dump"));
+    expect_fixture_memory(*d);
+}
+
 TEST(DumpFlattened, CacheFromEnvironment) {
     TempDir t;
     const std::string path = t.write("env.flat", flatten(make_kdump_compressed(standard_kdump()), 8192, false));
