@@ -52,39 +52,51 @@ const cs_insn* Disassembler::decode(std::span<const uint8_t> code, uint64_t addr
 std::optional<CallSite> call_ending_at(Disassembler& d, std::span<const uint8_t> before, uint64_t ret_addr,
                                        const CodeMap* code) {
     const size_t have = before.size();
-    auto try_len = [&](size_t len) -> std::optional<CallSite> {
+    // A call of `len` bytes ending at ret_addr, with its operand text.
+    auto try_len = [&](size_t len, std::string* ops) -> std::optional<CallSite> {
         if (len > have || len > ret_addr) return std::nullopt;
         auto bytes = before.subspan(have - len, len);
         const cs_insn* in = d.decode(bytes, ret_addr - len);
         if (!in || in->size != len || in->id != X86_INS_CALL) return std::nullopt;
-        CallSite c{ret_addr - len, static_cast<uint8_t>(len), false, 0};
-        // call rel32: opcode e8 followed by the displacement, possibly
-        // behind prefixes (a cs prefix pads retpoline call sites).
-        if (len >= 5 && bytes[len - 5] == 0xe8) {
-            bool prefixes_only = true;
-            for (size_t i = 0; i + 5 < len; ++i)
-                if (bytes[i] != 0x2e && bytes[i] != 0x3e && bytes[i] != 0x66 && bytes[i] != 0x67) prefixes_only = false;
-            if (prefixes_only) {
-                int32_t rel;
-                memcpy(&rel, bytes.data() + len - 4, 4);
-                c.direct = true;
-                c.target = ret_addr + static_cast<int64_t>(rel);
-            }
-        }
-        return c;
+        if (ops) *ops = in->op_str;
+        // A direct call's operand is its target, printed as a number.
+        bool direct = in->op_str[0] == '0' && in->op_str[1] == 'x';
+        return CallSite{ret_addr - len, static_cast<uint8_t>(len), direct, 0};
     };
-    // Direct calls first: a 5-byte call rel32, or one behind 1-2 prefixes.
-    for (size_t len : {5, 6, 7}) {
-        auto c = try_len(len);
-        if (c && c->direct && (!code || code->is_text(c->target))) return c;
+
+    // call rel32: e8 and the displacement.
+    if (have >= 5 && before[have - 5] == 0xe8 && try_len(5, nullptr)) {
+        int32_t rel;
+        memcpy(&rel, before.data() + have - 4, 4);
+        CallSite c{ret_addr - 5, 5, true, ret_addr + static_cast<int64_t>(rel)};
+        if (!code || code->is_text(c.target)) {
+            // Calls to retpoline thunks carry a cs prefix (padding for the
+            // alternative that replaces them): then the call starts there.
+            if (have >= 6 && before[have - 6] == 0x2e && code && code->thunk_at(c.target) == ThunkKind::indirect) {
+                c.addr -= 1;
+                c.length = 6;
+            }
+            return c;
+        }
     }
-    // Indirect calls (ff /2): 2 bytes (call *%rax) up to REX + ModRM + SIB +
-    // disp32 and prefixes.
+
+    // Indirect calls (ff /2): 2 bytes (call *%rax) up to prefixes + REX +
+    // ModRM + SIB + disp32. Where several lengths decode as a call ending
+    // here, a longer one wins only if its extra leading bytes change the
+    // operand (41 ff d3 is call *%r11, not a stray 41 and call *%rbx), not
+    // when they are a prefix without effect (f2 ff 15 ... is a bnd prefix or
+    // the last byte of the previous instruction).
+    std::optional<CallSite> best;
+    std::string best_ops, ops;
     for (size_t len = 2; len <= kMaxCallLength; ++len) {
-        auto c = try_len(len);
-        if (c && !c->direct) return c;
+        auto c = try_len(len, &ops);
+        if (!c || c->direct) continue;
+        if (!best || ops != best_ops) {
+            best = c;
+            best_ops = ops;
+        }
     }
-    return std::nullopt;
+    return best;
 }
 
 std::optional<CallSite> call_ending_at(Disassembler& d, MemorySource& mem, uint64_t ret_addr, const CodeMap* code) {

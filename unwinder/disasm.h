@@ -51,9 +51,10 @@ constexpr size_t kMaxCallLength = 10;
 
 // The call instruction that ends exactly at ret_addr, given the bytes just
 // before it: before[before.size()-1] is the byte at ret_addr-1. Tries the
-// direct form (e8 rel32, optionally prefixed) first, then indirect forms
-// (ff /2) from the shortest. When `code` is given, a direct call counts only
-// if its target is kernel text.
+// direct form (e8 rel32) first, then indirect forms (ff /2) of every length;
+// where several fit, a longer one only if its extra bytes change the operand
+// (a REX prefix does, a bnd prefix does not). When `code` is given, a direct
+// call counts only if its target is kernel text.
 std::optional<CallSite> call_ending_at(Disassembler& d, std::span<const uint8_t> before, uint64_t ret_addr,
                                        const CodeMap* code = nullptr);
 

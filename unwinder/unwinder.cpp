@@ -355,13 +355,17 @@ Unwinder::Run::Step Unwinder::Run::step_prologue(const State& st) {
     }
     if (!rule) return soft("prologue analysis found nothing at " + hex(st.pc));
     uint64_t cfa;
+    Step fail;
     if (rule->base == CfaRule::Base::bp) {
         if (!st.bp) return soft("prologue analysis needs rbp, unknown");
         cfa = *st.bp + rule->offset;
+    } else if (rule->base == CfaRule::Base::sp_indirect) {
+        auto v = word(st.sp, fail, "indirect sp");
+        if (!v) return fail;
+        cfa = *v + rule->offset;
     } else {
         cfa = st.sp + rule->offset;
     }
-    Step fail;
     std::optional<uint64_t> bp = st.bp;
     if (rule->bp_saved) {
         auto v = word(cfa + *rule->bp_saved, fail, "saved rbp");

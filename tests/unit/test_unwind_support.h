@@ -9,6 +9,7 @@
 #include <string>
 
 #include "symbols/elf_image.h"
+#include "symbols/types.h"
 #include "unwinder/code_map.h"
 #include "unwinder/code_memory.h"
 #include "unwinder/orc.h"
@@ -31,6 +32,12 @@ struct Vmlinux {
     OrcTable orc;
     std::unique_ptr<ImageCodeMap> map;
     std::unique_ptr<ImageMemory> code;
+
+    // DWARF of the same file, opened on first use.
+    Types& types() const {
+        static std::unique_ptr<Types> t = Types::open(image->path());
+        return *t;
+    }
 
     const ElfSymbol& sym(std::string_view name) const {
         const ElfSymbol* s = image->symbol(name);
