@@ -19,6 +19,7 @@ namespace {
 
 constexpr uint64_t kMaxNoteBytes = 64ull << 20;     // more is not a kernel's notes
 constexpr uint64_t kMaxBitmapBytes = 512ull << 20;  // 16 TiB of 4 KiB pages
+constexpr uint64_t kMaxCheckedDescriptors = 16ull << 20;  // 64 GiB of dumped pages, 384 MiB to read
 
 [[noreturn]] void fail(const std::string& what, const std::string& display,
                        const std::string& why) {
@@ -137,6 +138,30 @@ DumpProbe probe_elf(int fd, const std::string& display, uint64_t size, const uin
     if (eh.e_phentsize != sizeof(Elf64_Phdr))
         fail("corrupt dump", display, "ELF program header size " + std::to_string(eh.e_phentsize));
 
+    uint64_t sections_end = 0;
+    // Section headers: kernel dumps need none (but the one that counts the
+    // segments), yet libkdumpfile reads them all and trusts them.
+    if (eh.e_shnum || eh.e_shoff) {
+        uint64_t sh_end;
+        if (eh.e_shentsize != sizeof(Elf64_Shdr) || eh.e_shoff < sizeof eh || eh.e_shnum == 0 ||
+            add_overflows(eh.e_shoff, uint64_t(eh.e_shnum) * sizeof(Elf64_Shdr), &sh_end))
+            fail("corrupt dump", display, "invalid ELF section header table");
+        if (sh_end > size) fail("truncated dump", display, "cut off inside the ELF section headers at " + human_size(size));
+        if (eh.e_shstrndx != SHN_UNDEF && eh.e_shstrndx != SHN_XINDEX && eh.e_shstrndx >= eh.e_shnum)
+            fail("corrupt dump", display, "invalid ELF section name table index");
+        std::vector<Elf64_Shdr> sh(eh.e_shnum);
+        if (pread_full(fd, sh.data(), sh.size() * sizeof(Elf64_Shdr), eh.e_shoff) != sh.size() * sizeof(Elf64_Shdr))
+            fail("cannot read dump", display, "error reading the ELF section headers");
+        for (const auto& x : sh) {
+            uint64_t end;
+            if (x.sh_type == SHT_NOBITS || x.sh_type == SHT_NULL) continue;
+            if (add_overflows(x.sh_offset, x.sh_size, &end) || end > (1ull << 50))
+                fail("corrupt dump", display, "ELF section out of range");
+            // QEMU writes .shstrtab after the memory: a cut file loses it.
+            sections_end = std::max(sections_end, end);
+        }
+    }
+
     if (phnum == PN_XNUM) {
         // The real count is in the first section header's sh_info.
         Elf64_Shdr sh;
@@ -157,7 +182,7 @@ DumpProbe probe_elf(int fd, const std::string& display, uint64_t size, const uin
         fail("cannot read dump", display, "error reading the ELF program headers");
 
     NoteScan notes;
-    uint64_t needed = ph_end, loads = 0, note_total = 0;
+    uint64_t needed = std::max(ph_end, sections_end), loads = 0, note_total = 0;
     for (const auto& p : ph) {
         uint64_t end;
         if (p.p_type != PT_LOAD && p.p_type != PT_NOTE) continue;
@@ -216,6 +241,8 @@ DumpProbe probe_kdump(int fd, const std::string& display, uint64_t size, const u
     if (head_len < 464) fail("truncated dump", display, "cut off inside the kdump-compressed header");
     const char* machine = reinterpret_cast<const char*>(head + 12 + 65 * 4);
     std::string mach(machine, strnlen(machine, 65));
+    for (char& c : mach)
+        if (c < 0x20 || c > 0x7e) c = '?';  // the message is one printable line
     if (mach != "x86_64")
         fail("unsupported dump", display,
              "kdump-compressed dump of " + (mach.empty() ? std::string("an unknown machine") : mach) +
@@ -286,34 +313,48 @@ DumpProbe probe_kdump(int fd, const std::string& display, uint64_t size, const u
             fail("truncated dump", display,
                  "cut off inside the kdump-compressed page descriptors at " + human_size(size));
         needed = desc_end;
-        if (pages) {
-            // Page data is written in PFN order: the last descriptor's page
-            // ends the file.
+        if (pages <= kMaxCheckedDescriptors) {
+            // Check every page descriptor: libkdumpfile trusts them (a page
+            // larger than a page overruns its buffer), also when it reads
+            // page tables on its own. Pages whose data lies past the end of
+            // a cut file are noted as missing.
+            constexpr uint64_t kChunk = 1 << 16;  // descriptors per read
+            std::vector<uint8_t> descs;
+            uint64_t pfn = 0;
+            for (uint64_t first = 0; first < pages; first += kChunk) {
+                const uint64_t n = std::min(kChunk, pages - first);
+                descs.resize(n * 24);
+                if (pread_full(fd, descs.data(), descs.size(), meta_end + first * 24) != descs.size())
+                    fail("cannot read dump", display, "error reading the kdump-compressed page descriptors");
+                for (uint64_t i = 0; i < n; ++i, ++pfn) {
+                    while (!(bm[pfn / 8] & (1u << (pfn % 8)))) ++pfn;
+                    const uint8_t* d = descs.data() + 24 * i;
+                    const uint64_t off = load<uint64_t>(d);
+                    const uint32_t len = load<uint32_t>(d + 8);
+                    const uint32_t flags = load<uint32_t>(d + 12);
+                    const bool compressed = flags & (0x1 | 0x2 | 0x4 | 0x20);
+                    uint64_t end;
+                    if (len == 0 || len > block || (!compressed && len != block) || off < meta_end ||
+                        add_overflows(off, len, &end))
+                        fail("corrupt dump", display,
+                             "invalid kdump-compressed page descriptor for page " + std::to_string(pfn));
+                    needed = std::max(needed, end);
+                    if (end <= size) continue;
+                    const uint64_t a = pfn * block;
+                    if (!r.missing_ranges.empty() && r.missing_ranges.back().second == a)
+                        r.missing_ranges.back().second = a + block;
+                    else
+                        r.missing_ranges.emplace_back(a, a + block);
+                }
+            }
+        } else if (pages) {
+            // Too many to check at open: page data is written in PFN order,
+            // the last descriptor's page ends the file.
             uint8_t d[24];
             if (pread_full(fd, d, sizeof d, desc_end - 24) != sizeof d)
                 fail("cannot read dump", display, "error reading the kdump-compressed page descriptors");
             uint64_t end;
-            if (!add_overflows(load<uint64_t>(d), load<uint32_t>(d + 8), &end))
-                needed = std::max(needed, end);
-        }
-        if (needed > size) {
-            // Cut inside the page data: find every page whose data is gone
-            // (libkdumpfile would read what is past the end as zeros).
-            std::vector<uint8_t> descs(pages * 24);
-            if (pread_full(fd, descs.data(), descs.size(), meta_end) != descs.size())
-                fail("cannot read dump", display, "error reading the kdump-compressed page descriptors");
-            uint64_t idx = 0;
-            for (uint64_t pfn = 0; pfn < bm.size() * 8; ++pfn) {
-                if (!(bm[pfn / 8] & (1u << (pfn % 8)))) continue;
-                const uint8_t* d = descs.data() + 24 * idx++;
-                uint64_t end;
-                if (!add_overflows(load<uint64_t>(d), load<uint32_t>(d + 8), &end) && end <= size) continue;
-                const uint64_t a = pfn * block;
-                if (!r.missing_ranges.empty() && r.missing_ranges.back().second == a)
-                    r.missing_ranges.back().second = a + block;
-                else
-                    r.missing_ranges.emplace_back(a, a + block);
-            }
+            if (!add_overflows(load<uint64_t>(d), load<uint32_t>(d + 8), &end)) needed = std::max(needed, end);
         }
     }
     r.needed_size = needed;
