@@ -91,6 +91,8 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
     kdump_status st = kdump_open_fd(ctx_, fd_.get());
     if (st != KDUMP_OK) {
         std::string why = err_text(ctx_, st);
+        for (char& c : why)
+            if (c == '\n' || c == '\r') c = ' ';
         kdump_free(ctx_);
         ctx_ = nullptr;
         if (probe.kind == DumpKind::Other && why.find("Unknown file format") != std::string::npos)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <random>
 #include <cstring>
 #include <thread>
 
@@ -501,4 +502,63 @@ TEST(DumpBadInput, KdumpCutInPageDataOpensWithShortReads) {
     EXPECT_EQ(d->read(kFixtureText, buf.data(), buf.size()), kFixturePageSize);  // pfn 17 is cut
     EXPECT_EQ(d->read_phys(17 * kFixturePageSize, buf.data(), 8), 0u);
     EXPECT_EQ(d->read_cstr(kFixtureUts + 65 * 2), kFixtureRelease);
+}
+
+TEST(DumpBadInput, CorruptPageDescriptor) {
+    TempDir t;
+    KdumpSpec k = standard_kdump();
+    Bytes b = make_kdump_compressed(k);
+    // The descriptors follow the header block, one sub-header block and two
+    // bitmap blocks; make the second one claim a 64 KiB page.
+    const size_t desc = 4 * kFixturePageSize + 24 + 8;
+    b[desc + 2] = 1;
+    const std::string p = t.write("desc.kdump", b);
+    EXPECT_EQ(open_error(p), "corrupt dump: " + p + " (invalid kdump-compressed page descriptor for page 2)");
+}
+
+TEST(DumpBadInput, BogusElfSectionHeaders) {
+    TempDir t;
+    Bytes b = make_elf_core(standard_elf());
+    b[60] = 0x00;  // e_shnum = 0xff00 with e_shoff = 0
+    b[61] = 0xff;
+    const std::string p = t.write("sh.elf", b);
+    EXPECT_EQ(open_error(p), "corrupt dump: " + p + " (invalid ELF section header table)");
+}
+
+TEST(DumpBadInput, CorruptedFixturesNeverCrash) {
+    // Random damage to each format: Dump::open either throws kq::Error with
+    // one line or opens a dump that reads without crashing.
+    TempDir t;
+    const Bytes bases[3] = {make_elf_core(standard_elf()), make_kdump_compressed(standard_kdump()),
+                            flatten(make_kdump_compressed(standard_kdump()), 3000, true)};
+    std::mt19937_64 rng(12345);
+    kq::DumpOptions opts;
+    opts.cache_dir = t.file("cache");
+    int opened = 0, refused = 0;
+    for (int i = 0; i < 300; ++i) {
+        Bytes b = bases[i % 3];
+        for (int f = 1 + int(rng() % 8); f > 0; --f) {
+            const size_t pos = (rng() % 2) ? rng() % std::min<size_t>(b.size(), 8192) : rng() % b.size();
+            b[pos] = (rng() % 3 == 0) ? 0xff : uint8_t(rng());
+        }
+        if (rng() % 5 == 0) b.resize(rng() % b.size());
+        const std::string p = t.write("fuzz" + std::to_string(i % 3), b);
+        try {
+            auto d = kq::Dump::open(p, opts);
+            ++opened;
+            Bytes buf(3 * kFixturePageSize);
+            d->read(kFixtureText, buf.data(), buf.size());
+            d->read_phys(0, buf.data(), buf.size());
+            for (int j = 0; j < 20; ++j) {
+                uint64_t v;
+                d->read(rng(), &v, sizeof v);
+                d->read_phys(rng() % (1 << 20), &v, sizeof v);
+            }
+        } catch (const kq::Error& e) {
+            ++refused;
+            EXPECT_EQ(std::string(e.what()).find('\n'), std::string::npos) << e.what();
+        }
+    }
+    EXPECT_GT(opened, 0);
+    EXPECT_GT(refused, 0);
 }
