@@ -1,0 +1,122 @@
+// The unwinder on the lab's real dumps ($KQ_DUMPS with kaslr.elf and
+// nokaslr.elf, $KQ_VMLINUX): every task is unwound; all must reach the base
+// of their stack, and kq_nested's stack must show its module frames below
+// kernel frames (kq_nested_run -> sort_r -> kq_nested_cmp -> schedule ...).
+// Skipped without KQ_DUMPS.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <map>
+
+#include "kernel/linux/linux_kernel.h"
+#include "kernel/linux/module.h"
+#include "kernel/linux/task.h"
+#include "symbols/elf_image.h"
+#include "symbols/types.h"
+#include "test_unwind_support.h"
+#include "unwinder/linux_unwind.h"
+#include "vmcore/dump.h"
+
+using namespace kq;
+
+namespace {
+
+std::string dumps_dir() {
+    const char* d = std::getenv("KQ_DUMPS");
+    if (!d || !*d || !std::filesystem::exists(std::string(d) + "/kaslr.elf")) return {};
+    return d;
+}
+
+struct Result {
+    size_t tasks = 0, base = 0;
+    std::map<std::string, size_t> stops;
+    std::map<std::string, size_t> methods;
+    std::vector<std::string> failures;
+    std::string nested;  // kq_nested's stack, rendered
+    std::vector<std::string> nested_frames;
+    size_t max_frames = 0;
+    double ms = 0;
+};
+
+Result unwind_dump(const std::string& file) {
+    const test::Vmlinux* v = test::vmlinux();
+    auto dump = Dump::open(file);
+    uint64_t slide = 0;
+    if (auto off = dump->vmcoreinfo_value("KERNELOFFSET")) slide = std::stoull(*off, nullptr, 16);
+    LinuxKernel k(*dump, *v->image, v->types(), slide);
+    k.check_banner();
+    auto tasks = read_tasks(k, dump->cpus());
+    auto mods = read_modules(k);
+    std::string dir = std::filesystem::path(file).parent_path().string() + "/modules/";
+    for (auto& m : mods.modules)
+        if (std::filesystem::exists(dir + m.name + ".ko")) m.ko_path = dir + m.name + ".ko";
+
+    LinuxUnwinder lu(k, mods.modules);
+    for (const auto& w : lu.warnings()) std::printf("  warning: %s\n", w.c_str());
+    Result r;
+    auto t0 = std::chrono::steady_clock::now();
+    for (const Thread& t : tasks.threads) {
+        auto frames = lu.unwind(t);
+        ++r.tasks;
+        r.max_frames = std::max(r.max_frames, frames.size());
+        r.stops[to_string(frames.back().stop)]++;
+        for (const auto& f : frames) r.methods[to_string(f.method)]++;
+        std::string text;
+        for (const auto& f : frames) {
+            char b[64];
+            snprintf(b, sizeof b, "    %-13s %-6s %016llx ", to_string(f.method), to_string(f.confidence),
+                     (unsigned long long)f.sp);
+            text += b + lu.describe(f) + "\n";
+        }
+        text += "    " + frames.back().stop_text() + "\n";
+        if (std::getenv("KQ_UNWIND_VERBOSE"))
+            std::printf("  %-16s pid %-6lld cpu %d%s %zu frames, %s\n%s", t.name.c_str(), (long long)t.id, t.cpu,
+                        t.on_cpu ? " on-CPU" : "", frames.size(), frames.back().stop_text().c_str(),
+                        std::getenv("KQ_UNWIND_VERBOSE")[0] == '2' ? text.c_str() : "");
+        if (reached_base(frames)) ++r.base;
+        else r.failures.push_back(t.name + " (pid " + std::to_string(t.id) + (t.on_cpu ? ", on CPU" : "") + ")\n" + text);
+        if (t.name == "kq_nested") {
+            r.nested = text;
+            for (const auto& f : frames) r.nested_frames.push_back(lu.describe(f));
+        }
+    }
+    r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    return r;
+}
+
+void check(const char* name) {
+    std::string d = dumps_dir();
+    if (d.empty()) GTEST_SKIP() << "set KQ_DUMPS to the lab's dump set to run this test";
+    if (!test::vmlinux()) GTEST_SKIP() << "set KQ_VMLINUX";
+    Result r = unwind_dump(d + "/" + name);
+    std::printf("%s: %zu tasks, %zu reached the base of their stack (%.1f ms, longest %zu frames)\n", name, r.tasks,
+                r.base, r.ms, r.max_frames);
+    for (auto& [s, n] : r.stops) std::printf("  stop %-22s %zu\n", s.c_str(), n);
+    for (auto& [m, n] : r.methods) std::printf("  frames by %-13s %zu\n", m.c_str(), n);
+    for (auto& f : r.failures) std::printf("  NOT AT BASE: %s", f.c_str());
+    std::printf("  kq_nested:\n%s", r.nested.c_str());
+    EXPECT_GT(r.tasks, 50u);
+    EXPECT_EQ(r.base, r.tasks);
+    // The module frame below kernel frames: cmp callback, sort, then run.
+    ASSERT_FALSE(r.nested_frames.empty()) << "no kq_nested task";
+    auto pos = [&](const char* fn) -> int {
+        for (size_t i = 0; i < r.nested_frames.size(); ++i)
+            if (r.nested_frames[i].rfind(fn, 0) == 0) return static_cast<int>(i);
+        return -1;
+    };
+    int cmp = pos("kq_nested_cmp+"), sort = pos("sort_r+"), run = pos("kq_nested_run+");
+    EXPECT_GE(cmp, 0);
+    EXPECT_GT(sort, cmp);
+    EXPECT_GT(run, sort);
+    if (cmp >= 0) {
+        EXPECT_NE(r.nested_frames[cmp].find("[kq_nested]"), std::string::npos);
+    }
+}
+
+}  // namespace
+
+TEST(UnwindDumps, KaslrAllTasksReachBase) { check("kaslr.elf"); }
+TEST(UnwindDumps, NoKaslrAllTasksReachBase) { check("nokaslr.elf"); }
+TEST(UnwindDumps, KdumpCompressedAllTasksReachBase) { check("kaslr.kdump"); }
