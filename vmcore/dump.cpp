@@ -54,7 +54,7 @@ std::string converted_copy(int fd, const std::string& path, const DumpOptions& o
     const FlattenedStats s = convert_flattened(fd, path, out);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char line[160];
-    snprintf(line, sizeof line, "converted %llu records, %s, in %.1f s",
+    snprintf(line, sizeof line, "converted %llu records, %s, in %.2f s",
              static_cast<unsigned long long>(s.records), human_size(s.output_size).c_str(), secs);
     note(opts, line);
     remove_stale_conversions(out);

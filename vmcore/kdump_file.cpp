@@ -68,33 +68,33 @@ std::string err_text(kdump_ctx_t* ctx, kdump_status st) {
 
 KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, std::string format,
                      const DumpOptions& opts)
-    : phys_ranges_(probe.phys_ranges), missing_ranges_(probe.missing_ranges), fd_(std::move(fd)), display_(std::move(display)),
+    : fd_(std::move(fd)),
+      phys_ranges_(probe.phys_ranges),
+      missing_ranges_(probe.missing_ranges),
+      display_(std::move(display)),
       format_(std::move(format)) {
     phys_space_ = KDUMP_KPHYSADDR;
-    ctx_ = kdump_new();
+    ctx_.reset(kdump_new());
     if (!ctx_) throw Error("cannot open " + display_ + ": out of memory");
+    kdump_ctx_t* ctx = ctx_.get();
 
-    // Never mmap the dump: a file cut short (or shrinking under us) would
-    // turn a read of its missing tail into SIGBUS instead of an error.
     // mmap the dump (much faster than read(2) through libkdumpfile's file
     // cache) unless it is cut short: reading a mapped page past the end of
     // the file is SIGBUS, not an error.
-    kdump_set_number_attr(ctx_, KDUMP_ATTR_FILE_MMAP_POLICY,
+    kdump_set_number_attr(ctx, KDUMP_ATTR_FILE_MMAP_POLICY,
                           probe.truncated() ? KDUMP_MMAP_NEVER : KDUMP_MMAP_TRY);
     // The probe saw an x86-64 ELF machine or kdump header. Say so up front:
     // QEMU's kdump-compressed header fills in only utsname.machine, which
     // libkdumpfile ignores, and without an architecture it skips the CPU
     // notes and cannot read memory at all.
     if (probe.kind == DumpKind::Elf || probe.kind == DumpKind::Kdump)
-        kdump_set_string_attr(ctx_, KDUMP_ATTR_ARCH_NAME, KDUMP_ARCH_X86_64);
+        kdump_set_string_attr(ctx, KDUMP_ATTR_ARCH_NAME, KDUMP_ARCH_X86_64);
 
-    kdump_status st = kdump_open_fd(ctx_, fd_.get());
+    kdump_status st = kdump_open_fd(ctx, fd_.get());
     if (st != KDUMP_OK) {
-        std::string why = err_text(ctx_, st);
+        std::string why = err_text(ctx, st);
         for (char& c : why)
             if (c == '\n' || c == '\r') c = ' ';
-        kdump_free(ctx_);
-        ctx_ = nullptr;
         if (probe.kind == DumpKind::Other && why.find("Unknown file format") != std::string::npos)
             throw Error("not a kernel dump: " + display_ + " (unrecognised format)");
         if (probe.truncated()) throw Error("truncated dump: " + display_ + " (" + why + ")");
@@ -102,21 +102,19 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
     }
     if (format_.empty()) {
         const char* f = nullptr;
-        if (kdump_get_string_attr(ctx_, KDUMP_ATTR_FILE_FORMAT, &f) == KDUMP_OK && f) format_ = f;
+        if (kdump_get_string_attr(ctx, KDUMP_ATTR_FILE_FORMAT, &f) == KDUMP_OK && f) format_ = f;
         if (format_.empty()) format_ = "unknown";
     }
-    kdump_set_number_attr(ctx_, "cache.size", kLibCachePages);
+    kdump_set_number_attr(ctx, "cache.size", kLibCachePages);
 
     kdump_num_t ps = 0;
-    if (kdump_get_number_attr(ctx_, KDUMP_ATTR_PAGE_SIZE, &ps) == KDUMP_OK && ps && (ps & (ps - 1)) == 0)
+    if (kdump_get_number_attr(ctx, KDUMP_ATTR_PAGE_SIZE, &ps) == KDUMP_OK && ps && (ps & (ps - 1)) == 0)
         page_size_ = ps;
     page_shift_ = unsigned(__builtin_ctzll(page_size_));
 
     const char* arch = nullptr;
-    if (kdump_get_string_attr(ctx_, KDUMP_ATTR_ARCH_NAME, &arch) != KDUMP_OK || !arch ||
+    if (kdump_get_string_attr(ctx, KDUMP_ATTR_ARCH_NAME, &arch) != KDUMP_OK || !arch ||
         std::string_view(arch) != KDUMP_ARCH_X86_64) {
-        kdump_free(ctx_);
-        ctx_ = nullptr;
         throw Error("unsupported dump: " + display_ + " (" + (arch ? std::string(arch) : "unknown") +
                     " kernel; only x86-64 kernel dumps are supported)");
     }
@@ -125,7 +123,7 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
     // type set first, which wants VMCOREINFO.
     kdump_attr_t vmci;
     vmci.type = KDUMP_BLOB;
-    if (kdump_get_typed_attr(ctx_, "linux.vmcoreinfo.raw", &vmci) == KDUMP_OK) {
+    if (kdump_get_typed_attr(ctx, "linux.vmcoreinfo.raw", &vmci) == KDUMP_OK) {
         const auto* p = static_cast<const char*>(kdump_blob_pin(vmci.val.blob));
         if (p) vmcoreinfo_.assign(p, strnlen(p, kdump_blob_size(vmci.val.blob)));
         kdump_blob_unpin(vmci.val.blob);
@@ -141,13 +139,19 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
         note(opts, "no VMCOREINFO in " + display_ +
                        ": kernel virtual addresses cannot be translated (QEMU needs -device vmcoreinfo)");
     } else {
-        st = kdump_set_string_attr(ctx_, KDUMP_ATTR_OSTYPE, "linux");
-        if (st == KDUMP_OK && addrxlat_api()) st = kdump_get_addrxlat(ctx_, &xctx_, &xsys_);
+        st = kdump_set_string_attr(ctx, KDUMP_ATTR_OSTYPE, "linux");
+        addrxlat_ctx_t* xctx = nullptr;
+        addrxlat_sys_t* xsys = nullptr;
+        if (st == KDUMP_OK && addrxlat_api()) {
+            st = kdump_get_addrxlat(ctx, &xctx, &xsys);
+            xctx_.reset(xctx);
+            xsys_.reset(xsys);
+        }
         if (st == KDUMP_OK) {
             translate_ = true;
             check_translation(opts);
         } else {
-            note(opts, "kernel virtual addresses of " + display_ + " cannot be translated: " + err_text(ctx_, st));
+            note(opts, "kernel virtual addresses of " + display_ + " cannot be translated: " + err_text(ctx, st));
         }
     }
     // Without the Linux OS type libkdumpfile has no kernel physical address
@@ -156,15 +160,15 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
     load_cpus();
 }
 
-KdumpFile::~KdumpFile() {
-    if (xsys_) addrxlat_api()->sys_decref(xsys_);
-    if (xctx_) addrxlat_api()->ctx_decref(xctx_);
-    if (ctx_) kdump_free(ctx_);
-}
+KdumpFile::~KdumpFile() = default;
+
+void KdumpFile::Release::operator()(_kdump_ctx* c) const { kdump_free(c); }
+void KdumpFile::Release::operator()(_addrxlat_ctx* c) const { addrxlat_api()->ctx_decref(c); }
+void KdumpFile::Release::operator()(_addrxlat_sys* s) const { addrxlat_api()->sys_decref(s); }
 
 void KdumpFile::load_cpus() {
     kdump_num_t n = 0;
-    if (kdump_get_number_attr(ctx_, KDUMP_ATTR_NUM_CPUS, &n) != KDUMP_OK) return;
+    if (kdump_get_number_attr(ctx_.get(), KDUMP_ATTR_NUM_CPUS, &n) != KDUMP_OK) return;
     for (kdump_num_t i = 0; i < n; ++i) {
         CpuState cpu;
         cpu.cpu = static_cast<int>(i);
@@ -174,7 +178,7 @@ void KdumpFile::load_cpus() {
         kdump_attr_t attr;
         attr.type = KDUMP_BLOB;
         bool done = false;
-        if (kdump_get_typed_attr(ctx_, (base + "PRSTATUS").c_str(), &attr) == KDUMP_OK) {
+        if (kdump_get_typed_attr(ctx_.get(), (base + "PRSTATUS").c_str(), &attr) == KDUMP_OK) {
             kdump_blob_t* blob = attr.val.blob;
             const auto* p = static_cast<const uint8_t*>(kdump_blob_pin(blob));
             const size_t size = kdump_blob_size(blob);
@@ -192,10 +196,10 @@ void KdumpFile::load_cpus() {
         if (!done) {
             // Registers libkdumpfile decoded one by one.
             kdump_num_t v;
-            if (kdump_get_number_attr(ctx_, (base + "pid").c_str(), &v) == KDUMP_OK)
+            if (kdump_get_number_attr(ctx_.get(), (base + "pid").c_str(), &v) == KDUMP_OK)
                 cpu.pid = static_cast<uint32_t>(v);
             for (unsigned r = 0; r < static_cast<unsigned>(Reg::count); ++r)
-                if (kdump_get_number_attr(ctx_, (base + "reg." + kRegNames[r]).c_str(), &v) == KDUMP_OK)
+                if (kdump_get_number_attr(ctx_.get(), (base + "reg." + kRegNames[r]).c_str(), &v) == KDUMP_OK)
                     cpu.regs.set(static_cast<Reg>(r), v);
         }
         cpus_.push_back(cpu);
@@ -267,7 +271,7 @@ bool KdumpFile::translate(uint64_t vaddr, uint64_t* paddr) {
     addrxlat_fulladdr_t a;
     a.addr = vaddr & ~(page_size_ - 1);
     a.as = ADDRXLAT_KVADDR;
-    const bool ok = addrxlat_api()->conv(&a, ADDRXLAT_KPHYSADDR, xctx_, xsys_) == ADDRXLAT_OK;
+    const bool ok = addrxlat_api()->conv(&a, ADDRXLAT_KPHYSADDR, xctx_.get(), xsys_.get()) == ADDRXLAT_OK;
     if (tlb_.size() >= kTlbEntries) tlb_.clear();
     tlb_.emplace(vpn, ok ? a.addr >> page_shift_ : kNoPage);
     if (ok) *paddr = (a.addr & ~(page_size_ - 1)) | off;
@@ -345,7 +349,7 @@ size_t KdumpFile::read_phys_direct(uint64_t paddr, uint8_t* buf, size_t len) {
 size_t KdumpFile::kdump_read_space(int space, uint64_t addr, uint8_t* buf, size_t len) {
     const auto as = static_cast<kdump_addrspace_t>(space);
     size_t n = len;
-    if (kdump_read(ctx_, as, addr, buf, &n) == KDUMP_OK) return len;
+    if (kdump_read(ctx_.get(), as, addr, buf, &n) == KDUMP_OK) return len;
     // libkdumpfile stopped at an unreadable page and said how far it got.
     // Go on page by page from there: a multi-page request can fail where
     // single pages succeed; the first page that fails on its own ends the read.
@@ -354,7 +358,7 @@ size_t KdumpFile::kdump_read_space(int space, uint64_t addr, uint8_t* buf, size_
         const uint64_t a = addr + done;
         const size_t chunk = std::min<uint64_t>(len - done, page_size_ - (a & (page_size_ - 1)));
         size_t m = chunk;
-        if (kdump_read(ctx_, as, a, buf + done, &m) == KDUMP_OK) {
+        if (kdump_read(ctx_.get(), as, a, buf + done, &m) == KDUMP_OK) {
             done += chunk;
             continue;
         }

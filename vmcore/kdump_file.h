@@ -28,7 +28,7 @@ public:
     KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, std::string format,
               const DumpOptions& opts);
     ~KdumpFile() override;
-    KdumpFile(const KdumpFile&) = delete;
+    KdumpFile(const KdumpFile&) = delete;  // (the destructor releases libkdumpfile's objects)
     KdumpFile& operator=(const KdumpFile&) = delete;
 
     size_t read(uint64_t vaddr, void* buf, size_t len) override;
@@ -54,10 +54,16 @@ private:
     void load_cpus();
     void check_translation(const DumpOptions& opts);
 
+    struct Release {
+        void operator()(_kdump_ctx*) const;
+        void operator()(_addrxlat_ctx*) const;
+        void operator()(_addrxlat_sys*) const;
+    };
+    UniqueFd fd_;            // outlives ctx_, which reads it
     mutable std::mutex mu_;  // guards everything below that reads are allowed to change
-    _kdump_ctx* ctx_ = nullptr;
-    _addrxlat_ctx* xctx_ = nullptr;
-    _addrxlat_sys* xsys_ = nullptr;
+    std::unique_ptr<_kdump_ctx, Release> ctx_;
+    std::unique_ptr<_addrxlat_ctx, Release> xctx_;
+    std::unique_ptr<_addrxlat_sys, Release> xsys_;
 
     // A dump never changes: translations and pages, once read, are kept.
     // libkdumpfile's own cache searches linearly, so a large one is slow;
@@ -77,7 +83,6 @@ private:
     std::vector<std::pair<uint64_t, uint64_t>> phys_ranges_;
     // Truncated kdump-compressed: pages whose data is cut off.
     std::vector<std::pair<uint64_t, uint64_t>> missing_ranges_;
-    UniqueFd fd_;
     std::string display_;
     std::string format_;
     std::string vmcoreinfo_;
