@@ -51,7 +51,10 @@ std::string converted_copy(int fd, const std::string& path, const DumpOptions& o
     note(opts, "converting flattened dump " + path + " (" + human_size(uint64_t(st.st_size)) + ") into " +
                    out + " (once)");
     const auto t0 = std::chrono::steady_clock::now();
-    const FlattenedStats s = convert_flattened(fd, path, out);
+    const uint64_t total = uint64_t(st.st_size);
+    const FlattenedStats s = convert_flattened(fd, path, out, [&](uint64_t done) {
+        note(opts, "converting flattened dump: " + human_size(done) + " of " + human_size(total));
+    });
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     char line[160];
     snprintf(line, sizeof line, "converted %llu records, %s, in %.2f s",

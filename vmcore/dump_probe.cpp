@@ -433,10 +433,4 @@ DumpProbe probe_dump_fd(int fd, const std::string& display) {
     return r;
 }
 
-DumpProbe probe_dump(const std::string& path, const std::string& display) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-    if (!fd) throw Error("cannot open " + display + ": " + std::strerror(errno));
-    return probe_dump_fd(fd.get(), display);
-}
-
 }  // namespace kq

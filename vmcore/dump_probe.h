@@ -30,14 +30,12 @@ struct DumpProbe {
     bool truncated() const { return needed_size > file_size; }
 };
 
-// Throws kq::Error (one line naming `display`) for a missing or unreadable
-// file, a directory or device, an empty file, a file that is not a kernel
-// dump (naming what it is instead), an unsupported architecture, and a
-// dump whose headers, notes or page tables of contents are cut off.
-// A dump cut off only in its memory data is accepted: truncated() is set.
-DumpProbe probe_dump(const std::string& path, const std::string& display);
-
-// Same, for an already opened descriptor.
+// Identifies the file open on `fd`. Throws kq::Error (one line naming
+// `display`) for an unreadable file, a directory or device, an empty file,
+// a file that is not a kernel dump (naming what it is instead), an
+// unsupported architecture, a corrupt header or page descriptor, and a dump
+// whose headers, notes or page descriptors are cut off. A dump cut off only
+// in its memory data is accepted: truncated() is set.
 DumpProbe probe_dump_fd(int fd, const std::string& display);
 
 // "1.5 GiB", "512 KiB", "17 bytes".

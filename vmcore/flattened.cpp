@@ -23,6 +23,7 @@ namespace {
 constexpr uint64_t kHeaderSize = 4096;
 constexpr size_t kInBuf = 8u << 20;
 constexpr size_t kOutBuf = 8u << 20;
+constexpr uint64_t kProgressEvery = 1ull << 30;
 // Offsets beyond this (1 PiB) are not a dump of any real machine.
 constexpr uint64_t kMaxOffset = 1ull << 50;
 
@@ -118,7 +119,8 @@ struct TempFile {
 
 }  // namespace
 
-FlattenedStats convert_flattened(int in_fd, const std::string& display, const std::string& out_path) {
+FlattenedStats convert_flattened(int in_fd, const std::string& display, const std::string& out_path,
+                                 const std::function<void(uint64_t)>& progress) {
     uint8_t hdr[32];
     if (pread_full(in_fd, hdr, sizeof hdr, 0) != sizeof hdr || std::memcmp(hdr, "makedumpfile", 12) != 0)
         throw Error("not a flattened dump: " + display);
@@ -145,6 +147,7 @@ FlattenedStats convert_flattened(int in_fd, const std::string& display, const st
                      human_size(in.offset() + in.available()) + (inside ? " inside a record" : "") +
                      " without its end marker)");
     };
+    uint64_t next_report = kProgressEvery;
     try {
         for (;;) {
             if (!in.ensure(16)) throw truncated(in.available() != 0);
@@ -167,6 +170,10 @@ FlattenedStats convert_flattened(int in_fd, const std::string& display, const st
                 left -= n;
             }
             st.data_bytes += uint64_t(size);
+            if (progress && in.offset() >= next_report) {
+                progress(in.offset());
+                next_report = in.offset() + kProgressEvery;
+            }
             st.output_size = std::max(st.output_size, uint64_t(off) + uint64_t(size));
         }
         out.flush();

@@ -6,6 +6,7 @@
 // converted once into the regular file, kept in a cache.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "vmcore/dump.h"
@@ -22,7 +23,10 @@ struct FlattenedStats {
 // to a temporary name in the same directory and renames it into place, so
 // no partial output is ever left behind. Throws kq::Error (one line naming
 // `display`) for a truncated or corrupt stream or a write failure.
-FlattenedStats convert_flattened(int in_fd, const std::string& display, const std::string& out_path);
+// `progress`, if set, is called about every GiB of input with the bytes
+// read so far.
+FlattenedStats convert_flattened(int in_fd, const std::string& display, const std::string& out_path,
+                                 const std::function<void(uint64_t)>& progress = {});
 
 // The cache directory: opts.cache_dir, else $KQ_CACHE, else
 // ~/.cache/kquiesce.
