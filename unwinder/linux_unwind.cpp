@@ -131,6 +131,10 @@ LinuxUnwinder::LinuxUnwinder(const LinuxKernel& k, const std::vector<Module>& mo
     unwinder_ = std::make_unique<Unwinder>(k.mem(), *code_mem_, *map_, std::move(index), PtRegsLayout::from_types(types),
                                            opts.unwinder);
     unwinder_->prologue().set_hidden_edges(&edges_);
+    // vmlinux's .debug_frame, read only if ORC ever fails. (A .ko's CFI
+    // would need its relocations against the module's section addresses:
+    // not done, modules have ORC.)
+    unwinder_->add_cfi(vmlinux.path(), slide);
     std::vector<uint64_t> exact;
     for (const char* s : {"ret_from_fork", "ret_from_fork_asm"})
         if (auto a = k.find_symbol(s)) exact.push_back(*a);
@@ -172,7 +176,15 @@ void LinuxUnwinder::add_cpu_stacks(const LinuxKernel& k) {
                         std::string member = std::string(n) + "_stack";
                         auto off = types.offset("cea_exception_stacks", member);
                         auto size = types.member_size("cea_exception_stacks", member);
-                        if (off && size && *size) stacks_.push_back({*cea + *off, *size, StackKind::exception, c, n});
+                        if (!off || !size || !*size) continue;
+                        // The #VC stacks are mapped only under SEV-ES: a
+                        // stack whose top is not mapped is not in use.
+                        if (!mem.read_u64(*cea + *off + *size - 8)) {
+                            if (std::string(n).rfind("VC", 0) != 0)
+                                warnings_.push_back("CPU " + std::to_string(c) + ": " + n + " stack unreadable");
+                            continue;
+                        }
+                        stacks_.push_back({*cea + *off, *size, StackKind::exception, c, n});
                     }
                 }
             }

@@ -66,6 +66,23 @@ Unwinder::Unwinder(MemorySource& mem, MemorySource& code, const CodeMap& map, Or
 
 Unwinder::~Unwinder() = default;
 
+void Unwinder::add_cfi(std::string path, uint64_t slide) { cfi_.push_back({std::move(path), slide, nullptr, false}); }
+
+std::optional<CfiRow> Unwinder::cfi_row(uint64_t pc) {
+    for (auto& c : cfi_) {
+        if (!c.tried) {
+            c.tried = true;
+            try {
+                c.cfi = DwarfCfi::open(c.path, c.slide);
+            } catch (const Error&) {
+                // No CFI there: the method just does not apply.
+            }
+        }
+        if (c.cfi && c.cfi->covers(pc)) return c.cfi->at(pc);
+    }
+    return std::nullopt;
+}
+
 std::optional<CallSite> Unwinder::validate_return_address(uint64_t w) {
     if (!is_kernel_address(w) || (!map_.is_text(w) && !orc_.covers(w))) return std::nullopt;
     return call_ending_at(dis_, code_, w, &map_);
@@ -167,6 +184,7 @@ private:
     }
 
     Step step_orc(const State& st);
+    Step step_cfi(const State& st);
     Step step_prologue(const State& st);
     Step step_frame_pointer(const State& st);
     Step step_scan(const State& st);
@@ -198,6 +216,7 @@ Unwinder::Run::Step Unwinder::Run::call_frame(const State& st, uint64_t cfa, std
 }
 
 Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
+    if (!u_.opts_.orc) return soft("ORC off");
     uint64_t lookup = st.exact ? st.pc : st.pc - 1;
     const OrcTable* table = nullptr;
     auto hit = u_.orc_.find(lookup, &table);
@@ -345,6 +364,50 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
     return r;
 }
 
+Unwinder::Run::Step Unwinder::Run::step_cfi(const State& st) {
+    if (!u_.opts_.dwarf_cfi || u_.cfi_.empty()) return soft("no DWARF CFI");
+    uint64_t lookup = st.exact ? st.pc : st.pc - 1;
+    auto row = u_.cfi_row(lookup);
+    if (!row) return soft("no DWARF CFI for " + hex(lookup));
+    uint64_t cfa;
+    switch (row->cfa_reg) {
+        case static_cast<uint16_t>(DwarfReg::rsp): cfa = st.sp + row->cfa_offset; break;
+        case static_cast<uint16_t>(DwarfReg::rbp):
+            if (!st.bp) return soft("DWARF CFI needs rbp, unknown");
+            cfa = *st.bp + row->cfa_offset;
+            break;
+        default: {
+            // DWARF numbers 8..15 are r8..r15 (DRAP uses r10).
+            static const Reg dw[] = {Reg::rax, Reg::rdx, Reg::rcx, Reg::rbx, Reg::rsi, Reg::rdi, Reg::rbp, Reg::rsp,
+                                     Reg::r8,  Reg::r9,  Reg::r10, Reg::r11, Reg::r12, Reg::r13, Reg::r14, Reg::r15};
+            if (row->cfa_reg >= 16 || !st.regs.has(dw[row->cfa_reg]))
+                return soft("DWARF CFI needs register " + std::to_string(row->cfa_reg) + ", unknown");
+            cfa = st.regs.get(dw[row->cfa_reg]) + row->cfa_offset;
+        }
+    }
+    if (!row->ra_offset) return stop(StopReason::end_of_stack, "DWARF CFI: return address undefined at " + hex(lookup));
+    Step fail;
+    std::optional<uint64_t> bp;
+    switch (row->bp) {
+        case CfiRow::Bp::same: bp = st.bp; break;
+        case CfiRow::Bp::saved: {
+            auto v = word(cfa + row->bp_offset, fail, "saved rbp");
+            if (!v) return fail;
+            bp = *v;
+            break;
+        }
+        default: break;
+    }
+    auto ra = word(cfa + *row->ra_offset, fail, "return address");
+    if (!ra) return fail;
+    Step r = call_frame(st, cfa, bp, UnwindMethod::dwarf_cfi);
+    if (!r.ok) return r;
+    r.next.pc = *ra;
+    r.next.regs.set(Reg::rip, *ra);
+    r.confidence = u_.validate_return_address(*ra) ? Confidence::high : Confidence::medium;
+    return r;
+}
+
 Unwinder::Run::Step Unwinder::Run::step_prologue(const State& st) {
     if (!u_.opts_.prologue) return soft("prologue analysis off");
     auto rule = u_.prologue_.at(st.pc);
@@ -475,7 +538,7 @@ std::vector<Frame> Unwinder::Run::unwind() {
         }
         std::string why;
         Step r = step_orc(st);
-        for (auto next : {&Run::step_prologue, &Run::step_frame_pointer, &Run::step_scan}) {
+        for (auto next : {&Run::step_cfi, &Run::step_prologue, &Run::step_frame_pointer, &Run::step_scan}) {
             if (!r.soft) break;
             if (!why.empty()) why += "; ";
             why += r.detail;

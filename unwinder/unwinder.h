@@ -19,6 +19,7 @@
 #include "kernel/kernel.h"
 #include "unwinder/code_map.h"
 #include "unwinder/disasm.h"
+#include "unwinder/dwarf_cfi.h"
 #include "unwinder/frame.h"
 #include "unwinder/orc.h"
 #include "unwinder/prologue.h"
@@ -67,6 +68,10 @@ struct UnwindStart {
 
 struct UnwinderOptions {
     size_t max_frames = 512;
+    // Use the ORC tables (off: only to test the other methods).
+    bool orc = true;
+    // Use DWARF CFI where ORC has no entry.
+    bool dwarf_cfi = true;
     // Continue with a validated stack scan when nothing else finds the caller.
     bool scan_fallback = true;
     // Use the rbp chain when there is no unwind data.
@@ -101,6 +106,8 @@ public:
     // IRQ and exception stacks of every CPU.
     void set_cpu_stacks(std::vector<StackRange> stacks) { cpu_stacks_ = std::move(stacks); }
     const std::vector<StackRange>& cpu_stacks() const { return cpu_stacks_; }
+    // DWARF CFI of an image, opened on first use (only when ORC fails).
+    void add_cfi(std::string path, uint64_t slide);
     // Addresses where a saved (not on-CPU) pc is exact rather than a return
     // address: ret_from_fork, where a new task's switch frame points.
     void set_exact_pc_addresses(std::vector<uint64_t> a) { exact_pcs_ = std::move(a); }
@@ -133,6 +140,14 @@ private:
     UnwinderOptions opts_;
     std::vector<StackRange> cpu_stacks_;
     std::vector<uint64_t> exact_pcs_;
+    struct Cfi {
+        std::string path;
+        uint64_t slide = 0;
+        std::unique_ptr<DwarfCfi> cfi;
+        bool tried = false;
+    };
+    std::vector<Cfi> cfi_;
+    std::optional<CfiRow> cfi_row(uint64_t pc);
     Disassembler dis_{false};
     PrologueAnalyzer prologue_;
 };

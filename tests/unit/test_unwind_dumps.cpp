@@ -40,7 +40,7 @@ struct Result {
     double ms = 0;
 };
 
-Result unwind_dump(const std::string& file) {
+Result unwind_dump(const std::string& file, bool cfi_check = false) {
     const test::Vmlinux* v = test::vmlinux();
     auto dump = Dump::open(file);
     uint64_t slide = 0;
@@ -56,10 +56,34 @@ Result unwind_dump(const std::string& file) {
     LinuxUnwinder lu(k, mods.modules);
     for (const auto& w : lu.warnings()) std::printf("  warning: %s\n", w.c_str());
     Result r;
+    // Every CPU has an IRQ stack and the IST stacks, readable in the dump.
+    std::map<int, std::string> per_cpu;
+    for (const auto& st : lu.cpu_stacks()) {
+        uint64_t top;
+        bool readable = dump->read_exact(st.base + st.size - 8, &top, 8);
+        per_cpu[st.cpu] += " " + st.name + (readable ? "" : "(unreadable)");
+        EXPECT_TRUE(readable) << st.name << " stack of CPU " << st.cpu;
+        EXPECT_GE(st.size, 4096u);
+    }
+    EXPECT_EQ(per_cpu.size(), static_cast<size_t>(k.nr_cpus()));
+    for (auto& [c, names] : per_cpu) {
+        std::printf("  CPU %d stacks:%s\n", c, names.c_str());
+        for (const char* n : {"irq", "NMI", "DF", "DB", "MCE"})
+            EXPECT_NE(names.find(std::string(" ") + n), std::string::npos) << n << " stack of CPU " << c;
+    }
+    // KQ_UNWIND_PCS=<file>: "pid pc pc ..." per task, to compare with other
+    // unwinders (drgn, crash) by hand.
+    FILE* pcs = nullptr;
+    if (const char* p = std::getenv("KQ_UNWIND_PCS")) pcs = std::fopen(p, "a");
     auto t0 = std::chrono::steady_clock::now();
     for (const Thread& t : tasks.threads) {
         auto frames = lu.unwind(t);
         ++r.tasks;
+        if (pcs) {
+            std::fprintf(pcs, "%s %lld %s", file.c_str(), (long long)t.id, t.on_cpu ? "oncpu" : "-");
+            for (const auto& f : frames) std::fprintf(pcs, " %llx", (unsigned long long)f.pc);
+            std::fprintf(pcs, "\n");
+        }
         r.max_frames = std::max(r.max_frames, frames.size());
         r.stops[to_string(frames.back().stop)]++;
         for (const auto& f : frames) r.methods[to_string(f.method)]++;
@@ -83,14 +107,46 @@ Result unwind_dump(const std::string& file) {
         }
     }
     r.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    if (pcs) std::fclose(pcs);
+
+    if (cfi_check) {
+        // The same tasks with DWARF CFI only (no ORC, no guessing): the
+        // frames must be ORC's, up to the first assembly frame (entry code,
+        // ret_from_fork: no FDE), where CFI ends.
+        LinuxUnwindOptions o;
+        o.unwinder.orc = false;
+        o.unwinder.prologue = false;
+        o.unwinder.frame_pointers = false;
+        o.unwinder.scan_fallback = false;
+        LinuxUnwinder cfi_only(k, mods.modules, o);
+        size_t same = 0, frames_same = 0, frames_orc = 0;
+        for (const Thread& t : tasks.threads) {
+            auto a = lu.unwind(t), b = cfi_only.unwind(t);
+            size_t n = 0;
+            while (n < a.size() && n < b.size() && a[n].pc == b[n].pc && a[n].sp == b[n].sp) ++n;
+            frames_same += n;
+            frames_orc += a.size();
+            bool ok = n == b.size() && b.back().stop == StopReason::no_unwind_info;
+            same += ok;
+            if (!ok) {
+                std::printf("  CFI differs for %s after %zu frames: %s (cfi) vs %s (orc)\n", t.name.c_str(), n,
+                            n < b.size() ? lu.describe(b[n]).c_str() : b.back().stop_text().c_str(),
+                            n < a.size() ? lu.describe(a[n]).c_str() : "end");
+            }
+        }
+        std::printf("CFI only: %zu of %zu tasks give ORC's frames up to the first assembly frame "
+                    "(%zu of %zu frames)\n",
+                    same, tasks.threads.size(), frames_same, frames_orc);
+        EXPECT_EQ(same, tasks.threads.size());
+    }
     return r;
 }
 
-void check(const char* name) {
+void check(const char* name, bool cfi_check = false) {
     std::string d = dumps_dir();
     if (d.empty()) GTEST_SKIP() << "set KQ_DUMPS to the lab's dump set to run this test";
     if (!test::vmlinux()) GTEST_SKIP() << "set KQ_VMLINUX";
-    Result r = unwind_dump(d + "/" + name);
+    Result r = unwind_dump(d + "/" + name, cfi_check);
     std::printf("%s: %zu tasks, %zu reached the base of their stack (%.1f ms, longest %zu frames)\n", name, r.tasks,
                 r.base, r.ms, r.max_frames);
     for (auto& [s, n] : r.stops) std::printf("  stop %-22s %zu\n", s.c_str(), n);
@@ -117,6 +173,6 @@ void check(const char* name) {
 
 }  // namespace
 
-TEST(UnwindDumps, KaslrAllTasksReachBase) { check("kaslr.elf"); }
+TEST(UnwindDumps, KaslrAllTasksReachBase) { check("kaslr.elf", true); }
 TEST(UnwindDumps, NoKaslrAllTasksReachBase) { check("nokaslr.elf"); }
 TEST(UnwindDumps, KdumpCompressedAllTasksReachBase) { check("kaslr.kdump"); }
