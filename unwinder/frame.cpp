@@ -40,6 +40,18 @@ const char* to_string(StopReason r) {
     return "?";
 }
 
+const char* to_string(ReturnCheck c) {
+    switch (c) {
+        case ReturnCheck::none: return "none";
+        case ReturnCheck::not_after_call: return "not after a call";
+        case ReturnCheck::indirect_call: return "indirect call";
+        case ReturnCheck::call_to_callee: return "call to callee";
+        case ReturnCheck::call_to_thunk: return "call to thunk";
+        case ReturnCheck::call_elsewhere: return "call elsewhere";
+    }
+    return "?";
+}
+
 const char* to_string(StackKind k) {
     switch (k) {
         case StackKind::unknown: return "unknown";

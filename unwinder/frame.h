@@ -42,6 +42,17 @@ const char* to_string(StopReason r);
 // The base of the stack was reached: the unwind is complete.
 inline bool is_base(StopReason r) { return r == StopReason::end_of_stack || r == StopReason::user_mode; }
 
+// What Capstone says about a frame's return address (and the call before it).
+enum class ReturnCheck : uint8_t {
+    none,            // not a return address (initial pc of a CPU, pc from a pt_regs)
+    not_after_call,  // no call instruction ends there
+    indirect_call,   // an indirect call (target unknown)
+    call_to_callee,  // a direct call to the function of the frame above
+    call_to_thunk,   // a direct call to a thunk (retpoline, ftrace)
+    call_elsewhere,  // a direct call to another function (a tail call from it, or a stale word)
+};
+const char* to_string(ReturnCheck c);
+
 // Which stack a frame's sp lies on.
 enum class StackKind : uint8_t { unknown, task, irq, exception };
 const char* to_string(StackKind k);
@@ -55,6 +66,7 @@ struct Frame {
     // pc is a return address (symbolize pc-1); false for the initial pc of a
     // CPU and for pcs taken from a pt_regs (interrupted, exact).
     bool return_address = false;
+    ReturnCheck check = ReturnCheck::none;
     StackKind stack = StackKind::unknown;
     // Last frame only: why the unwind stopped after it, and details.
     StopReason stop = StopReason::none;

@@ -88,6 +88,16 @@ std::optional<CallSite> Unwinder::validate_return_address(uint64_t w) {
     return call_ending_at(dis_, code_, w, &map_);
 }
 
+ReturnCheck Unwinder::check_return_address(uint64_t w, uint64_t callee_pc) {
+    auto c = validate_return_address(w);
+    if (!c) return ReturnCheck::not_after_call;
+    if (!c->direct) return ReturnCheck::indirect_call;
+    if (map_.thunk_at(c->target) != ThunkKind::none) return ReturnCheck::call_to_thunk;
+    auto f = map_.function_at(callee_pc);
+    if (f && f->start == c->target) return ReturnCheck::call_to_callee;
+    return ReturnCheck::call_elsewhere;
+}
+
 // One unwind (or scan) of one thread: its stacks, a page cache of their
 // memory, and the steps.
 class Unwinder::Run {
@@ -359,8 +369,7 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
     }
     if (n.bp) n.regs.set(Reg::rbp, *n.bp);
     r.ok = true;
-    r.confidence = Confidence::high;
-    if (e.type == OrcType::call && !u_.validate_return_address(n.pc)) r.confidence = Confidence::medium;
+    r.confidence = Confidence::high;  // lowered below if no call precedes the return address
     return r;
 }
 
@@ -404,7 +413,7 @@ Unwinder::Run::Step Unwinder::Run::step_cfi(const State& st) {
     if (!r.ok) return r;
     r.next.pc = *ra;
     r.next.regs.set(Reg::rip, *ra);
-    r.confidence = u_.validate_return_address(*ra) ? Confidence::high : Confidence::medium;
+    r.confidence = Confidence::high;  // lowered below if no call precedes the return address
     return r;
 }
 
@@ -595,8 +604,14 @@ std::vector<Frame> Unwinder::Run::unwind() {
         f.pc = n.pc;
         f.sp = n.sp;
         f.method = r.method;
-        f.confidence = cap(r.confidence, ceiling);
         f.return_address = !n.exact;
+        if (f.return_address) {
+            f.check = u_.check_return_address(n.pc, cur.lookup_pc());
+            // Unwind data that lands on a word no call precedes (a pushed
+            // label, a trampoline, or bad data) is less sure.
+            if (f.check == ReturnCheck::not_after_call) r.confidence = cap(r.confidence, Confidence::medium);
+        }
+        f.confidence = cap(r.confidence, ceiling);
         f.stack = stacks_[n.stack].kind;
         frames.push_back(f);
         st = n;

@@ -124,6 +124,9 @@ public:
 
     // Is w a plausible return address: kernel text, just after a call.
     std::optional<CallSite> validate_return_address(uint64_t w);
+    // The same, and whether the call goes to the function holding
+    // callee_pc (the frame above).
+    ReturnCheck check_return_address(uint64_t w, uint64_t callee_pc);
 
     const OrcIndex& orc() const { return orc_; }
     PrologueAnalyzer& prologue() { return prologue_; }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <algorithm>
 #include <map>
+#include <random>
 
 #include "memory_fixture.h"
 #include "unwinder/unwinder.h"
@@ -548,4 +549,70 @@ TEST(Unwind, ScanLabelsReturnAddresses) {
     EXPECT_EQ(got[sp_e - 24], StackWord::Where::frame);
     EXPECT_EQ(got[sp_e - 8], StackWord::Where::frame);
     EXPECT_FALSE(got.count(sp - 0x80));
+}
+
+namespace {
+
+// What every unwind must satisfy, whatever the input.
+void check_invariants(const std::vector<Frame>& f, size_t max_frames) {
+    ASSERT_FALSE(f.empty());
+    ASSERT_LE(f.size(), max_frames);
+    EXPECT_NE(f.back().stop, StopReason::none);
+    for (size_t i = 0; i + 1 < f.size(); ++i) {
+        EXPECT_EQ(f[i].stop, StopReason::none);
+        if (f[i].stack == f[i + 1].stack) {
+            EXPECT_LT(f[i].sp, f[i + 1].sp) << "frame " << i;
+        }
+    }
+}
+
+}  // namespace
+
+// Random ORC tables (garbage entries, registers, types, offsets) over random
+// stacks: the unwind always ends, within bounds, sp increasing per stack.
+TEST(Unwind, RandomTablesAndStacksAreBounded) {
+    std::mt19937_64 rng(7);
+    size_t stops[16] = {};
+    for (int iter = 0; iter < 300; ++iter) {
+        Entries e;
+        for (uint64_t ip = T; ip < T + 0x400; ip += 1 + rng() % 24) {
+            std::array<uint8_t, 6> raw;
+            for (auto& b : raw) b = static_cast<uint8_t>(rng());
+            // Keep offsets small half of the time, so that some unwinds go on.
+            if (rng() % 2) {
+                int16_t off = static_cast<int16_t>(8 * (rng() % 8));
+                memcpy(&raw[0], &off, 2);
+            }
+            e.push_back({ip, raw});
+        }
+        Kernel k(e);
+        Stack st(S, STACK_SIZE), irq(IS, 0x4000);
+        const uint64_t pcs[] = {k.R0, k.R1, k.R2, k.RI, k.RN, C, T + 0x3f0};
+        for (auto* s : {&st, &irq})
+            for (auto& w : s->words) {
+                switch (rng() % 4) {
+                    case 0: w = pcs[rng() % 7]; break;
+                    case 1: w = S + (rng() % STACK_SIZE); break;
+                    case 2: w = IS + (rng() % 0x4000); break;
+                    default: w = rng(); break;
+                }
+            }
+        st.write(k.mem, S + 0x1000 * (rng() % 4));  // one page missing
+        irq.write(k.mem);
+        UnwinderOptions o;
+        o.max_frames = 64;
+        auto u = k.unwinder(o);
+        u.set_cpu_stacks({{IS, 0x4000, StackKind::irq, 0, "irq"}});
+        UnwindStart s = on_cpu(pcs[rng() % 7], (rng() % 2 ? S : IS) + 8 * (rng() % 0x800), rng());
+        s.pc_exact = rng() % 2;
+        auto f = u.unwind(s);
+        check_invariants(f, o.max_frames);
+        stops[static_cast<unsigned>(f.back().stop)]++;
+        auto words = u.scan(s, f);
+        (void)words;
+    }
+    std::printf("stops over 300 random cases:");
+    for (unsigned i = 0; i < 16; ++i)
+        if (stops[i]) std::printf(" %s %zu;", to_string(static_cast<StopReason>(i)), stops[i]);
+    std::printf("\n");
 }

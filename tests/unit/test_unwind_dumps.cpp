@@ -33,6 +33,7 @@ struct Result {
     size_t tasks = 0, base = 0;
     std::map<std::string, size_t> stops;
     std::map<std::string, size_t> methods;
+    std::map<std::string, size_t> checks;
     std::vector<std::string> failures;
     std::string nested;  // kq_nested's stack, rendered
     std::vector<std::string> nested_frames;
@@ -87,6 +88,13 @@ Result unwind_dump(const std::string& file, bool cfi_check = false) {
         r.max_frames = std::max(r.max_frames, frames.size());
         r.stops[to_string(frames.back().stop)]++;
         for (const auto& f : frames) r.methods[to_string(f.method)]++;
+        for (size_t i = 1; i < frames.size(); ++i) {
+            r.checks[to_string(frames[i].check)]++;
+            if (frames[i].check == ReturnCheck::call_elsewhere || frames[i].check == ReturnCheck::not_after_call ||
+                (std::getenv("KQ_UNWIND_VERBOSE") && frames[i].check == ReturnCheck::call_to_thunk))
+                r.checks[std::string(to_string(frames[i].check)) + ": " + lu.describe(frames[i - 1]) + " <- " +
+                         lu.describe(frames[i])]++;
+        }
         std::string text;
         for (const auto& f : frames) {
             char b[64];
@@ -110,6 +118,44 @@ Result unwind_dump(const std::string& file, bool cfi_check = false) {
     if (pcs) std::fclose(pcs);
 
     if (cfi_check) {
+        // Every word of the scenario threads' stacks that is a kernel text
+        // address, taken as a saved pc with sp just above it: most are
+        // stale, many mid-frame. Every such unwind must end within bounds,
+        // sp increasing; those that started at a real frame reach the base.
+        size_t starts = 0, at_base = 0, longest = 0;
+        for (const Thread& t : tasks.threads) {
+            if (t.name.rfind("kq_", 0) != 0 && t.id != 1) continue;
+            for (uint64_t a = t.stack_base; a + 8 <= t.stack_base + t.stack_size; a += 8) {
+                auto w = dump->read_u64(a);
+                if (!w || !lu.code_map().is_text(*w)) continue;
+                UnwindStart s = UnwindStart::from(t);
+                s.on_cpu = false;
+                s.pc_exact = false;
+                s.regs = RegisterSet();
+                s.regs.set(Reg::rip, *w);
+                s.regs.set(Reg::rsp, a + 8);
+                auto f = lu.unwinder().unwind(s);
+                ++starts;
+                at_base += reached_base(f);
+                longest = std::max(longest, f.size());
+                EXPECT_NE(f.back().stop, StopReason::none);
+                for (size_t i = 0; i + 1 < f.size(); ++i) {
+                    if (f[i].stack == f[i + 1].stack) {
+                        EXPECT_LT(f[i].sp, f[i + 1].sp);
+                    }
+                }
+            }
+            // The advisory scan: validated return addresses on the stack.
+            auto words = lu.unwinder().scan(t, lu.unwind(t));
+            size_t n[3] = {};
+            for (const auto& w : words) n[static_cast<int>(w.where)]++;
+            std::printf("  scan %-10s: %zu return addresses: %zu frames, %zu live, %zu stale\n", t.name.c_str(),
+                        words.size(), n[0], n[1], n[2]);
+        }
+        std::printf("stack words as starting points: %zu unwinds, %zu reached a base, longest %zu frames\n", starts,
+                    at_base, longest);
+        EXPECT_GT(starts, 20u);
+
         // The same tasks with DWARF CFI only (no ORC, no guessing): the
         // frames must be ORC's, up to the first assembly frame (entry code,
         // ret_from_fork: no FDE), where CFI ends.
@@ -151,6 +197,7 @@ void check(const char* name, bool cfi_check = false) {
                 r.base, r.ms, r.max_frames);
     for (auto& [s, n] : r.stops) std::printf("  stop %-22s %zu\n", s.c_str(), n);
     for (auto& [m, n] : r.methods) std::printf("  frames by %-13s %zu\n", m.c_str(), n);
+    for (auto& [m, n] : r.checks) std::printf("  return address: %s: %zu\n", m.c_str(), n);
     for (auto& f : r.failures) std::printf("  NOT AT BASE: %s", f.c_str());
     std::printf("  kq_nested:\n%s", r.nested.c_str());
     EXPECT_GT(r.tasks, 50u);
