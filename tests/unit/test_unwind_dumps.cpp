@@ -54,7 +54,11 @@ Result unwind_dump(const std::string& file, bool cfi_check = false) {
     for (auto& m : mods.modules)
         if (std::filesystem::exists(dir + m.name + ".ko")) m.ko_path = dir + m.name + ".ko";
 
+    auto c0 = std::chrono::steady_clock::now();
     LinuxUnwinder lu(k, mods.modules);
+    std::printf("  LinuxUnwinder set up in %.1f ms (%zu ORC tables)\n",
+                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - c0).count(),
+                lu.unwinder().orc().tables().size());
     for (const auto& w : lu.warnings()) std::printf("  warning: %s\n", w.c_str());
     Result r;
     // Every CPU has an IRQ stack and the IST stacks, readable in the dump.
