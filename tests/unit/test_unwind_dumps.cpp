@@ -227,3 +227,22 @@ void check(const char* name, bool cfi_check = false) {
 TEST(UnwindDumps, KaslrAllTasksReachBase) { check("kaslr.elf", true); }
 TEST(UnwindDumps, NoKaslrAllTasksReachBase) { check("nokaslr.elf"); }
 TEST(UnwindDumps, KdumpCompressedAllTasksReachBase) { check("kaslr.kdump"); }
+
+// A bitfield layout that does not explain vmlinux's ORC data is refused
+// rather than used.
+TEST(UnwindDumps, WrongOrcLayoutIsRefused) {
+    std::string d = dumps_dir();
+    if (d.empty()) GTEST_SKIP() << "set KQ_DUMPS to the lab's dump set to run this test";
+    if (!test::vmlinux()) GTEST_SKIP() << "set KQ_VMLINUX";
+    const test::Vmlinux* v = test::vmlinux();
+    auto dump = Dump::open(d + "/nokaslr.elf");
+    LinuxKernel k(*dump, *v->image, v->types(), 0);
+    LinuxUnwindOptions o;
+    o.orc_bits = OrcLayout::x86_64_signal_bit();
+    try {
+        LinuxUnwinder lu(k, {}, o);
+        ADD_FAILURE() << "a v6.4 layout was accepted for a v6.1 kernel";
+    } catch (const Error& e) {
+        std::printf("refused: %s\n", e.what());
+    }
+}
