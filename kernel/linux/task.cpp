@@ -9,6 +9,16 @@
 namespace kq {
 namespace {
 
+// THREAD_SIZE: sizeof(union thread_union) when DWARF has it; otherwise the
+// init task's stack, which the linker script bounds by init_stack and
+// __end_init_task.
+uint64_t stack_size(const LinuxKernel& k) {
+    if (auto s = k.types().size("thread_union")) return *s;
+    auto lo = k.find_symbol("init_stack"), hi = k.find_symbol("__end_init_task");
+    if (lo && hi && *hi > *lo) return *hi - *lo;
+    return k.types().size_or_throw("irq_stack");
+}
+
 // Layout of the task_struct members this file reads, from DWARF.
 struct TaskLayout {
     uint64_t tasks, pid, comm, state, exit_state, flags, cpu, on_cpu, stack, thread_sp, signal,
@@ -43,7 +53,7 @@ struct TaskLayout {
         f_bx = k.off(F, "bx");
         f_bp = k.off(F, "bp");
         f_ret = k.off(F, "ret_addr");
-        thread_size = k.types().size_or_throw("thread_union");
+        thread_size = stack_size(k);
         rq_curr = k.off("rq", "curr");
         rq_idle = k.off("rq", "idle");
     }
