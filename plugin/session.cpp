@@ -1,8 +1,12 @@
 #include "plugin/session.h"
 
 #include <chrono>
+#include <filesystem>
 #include <list>
 #include <thread>
+
+#include "symbols/split_function_ranges.h"
+#include "vmcore/flattened.h"
 
 namespace kq {
 namespace {
@@ -54,6 +58,7 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     s->dump_path_ = dump;
     s->system_ = LinuxSystem::open_dump(path, dump, opts);
     auto& sys = *s->system_;
+    lldb::SBModule kernel_module = s->use_symbol_copy(target, path, opts.progress);
     s->remote_target_ = std::make_unique<DumpTarget>(sys.dump(), sys.threads(), sys.kernel().slide());
     s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
     int port = s->server_->start();
@@ -70,12 +75,41 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
 
     // vmlinux at its KASLR'd address; modules at the kernel's section addresses.
-    target.SetModuleLoadAddress(target.GetModuleAtIndex(0), static_cast<int64_t>(sys.kernel().slide()));
+    target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
     s->load_modules(target, opts.progress);
 
     sessions().push_back(std::move(s));
     session_targets().push_back(target);
     return *sessions().back();
+}
+
+// LLDB reads vmlinux from a copy whose split functions cover only their hot
+// part (see symbols/split_function_ranges.h): without it LLDB's unwinder
+// hangs on the first thread that passes through such a function. The copy
+// replaces vmlinux in the target (as a separate symbol file it would bring
+// its own, unloaded, sections). Returns the module that holds the kernel.
+lldb::SBModule Session::use_symbol_copy(lldb::SBTarget& target, const std::string& vmlinux,
+                                        const std::function<void(const std::string&)>& say) {
+    lldb::SBModule orig = target.GetModuleAtIndex(0);
+    const ElfImage& img = system_->vmlinux();
+    if (img.build_id().empty()) return orig;
+    // Same file name as vmlinux, so LLDB names frames as it would.
+    const std::string dir = cache_root(DumpOptions{}) + "/lldb-symbols/" + img.build_id();
+    const std::string copy = dir + "/" + std::filesystem::path(vmlinux).filename().string();
+    std::error_code ec;
+    if (!std::filesystem::exists(copy, ec)) {
+        if (split_functions(img).empty()) return orig;
+        if (say) say("writing a copy of " + vmlinux + " with split functions' ranges fixed for LLDB (once, into " + dir + ")");
+        std::filesystem::create_directories(dir, ec);
+        if (write_collapsed_copy(img, copy) == 0) return orig;
+    }
+    lldb::SBModule m = target.AddModule(copy.c_str(), nullptr, nullptr);
+    if (!m.IsValid()) {
+        if (say) say("LLDB could not load " + copy + "; its unwinder may hang on split functions");
+        return orig;
+    }
+    target.RemoveModule(orig);
+    return m;
 }
 
 void Session::load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say) {

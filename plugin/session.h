@@ -31,6 +31,8 @@ public:
 
 private:
     void load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say);
+    lldb::SBModule use_symbol_copy(lldb::SBTarget& target, const std::string& vmlinux,
+                                   const std::function<void(const std::string&)>& say);
 
     lldb::SBTarget target_;
     std::string dump_path_;

@@ -16,9 +16,13 @@ try:
         check(len(errors) == 1 and needle in errors[0], f"{what}: one error line containing '{needle}': {errors}")
 
     # Not a dump at all.
-    out, text = lldb(["kmod core /bin/ls", "thread list"])
+    # lldb -b stops at a failing command: run it through the interpreter so
+    # that `process status` still runs after it.
+    out, text = lldb(["script lldb.debugger.HandleCommand('kmod core /bin/ls')", "process status"])
     one_error(out, text, "not a dump", "/bin/ls")
-    check("error" in (out[1] or "") or "process" in text.lower(), "not a dump: no process was created")
+    no_process = [l for l in text.splitlines() if l.startswith("error:") and "process" in l.lower()]
+    check(out[1] is not None and no_process and "stopped" not in out[1],
+          f"not a dump: no process was created: {no_process}")
 
     # A missing file.
     out, text = lldb([f"kmod core {tmp}/nothing"])

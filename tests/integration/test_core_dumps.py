@@ -25,7 +25,7 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
                          ("kaslr.kdump", "tasks.txt"), ("nokaslr.elf", "nokaslr-tasks.txt")]:
     path = dump(name)
     cmds = [core_command(path, "--json"), "thread list", "kmod threads --module kq_sleep --json",
-            "expr init_task.comm", "kmod threads --json"]
+            "expr init_task.comm", "kmod threads --json", "thread backtrace all"]
     out, text = lldb(cmds)
     core = json_of(out[0], f"{name}: kmod core")
     check(core["release"] == ENV["KQ_RELEASE"], f"{name}: release {core['release']}")
@@ -34,7 +34,7 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
     # What is compared: the set of thread ids LLDB lists equals the TIDs the
     # guest's /proc listed at the moment of the dump, plus one idle task per CPU.
     guest_tids, cpus = tasks_of(f"{ENV['KQ_DUMPS']}/{tasks_file}")
-    lldb_tids = {int(t, 16) for t in re.findall(r"^\*?\s*thread #\d+: tid = (0x[0-9a-f]+)", out[1] or "", re.M)}
+    lldb_tids = {int(t, 0) for t in re.findall(r"^\*?\s*thread #\d+: tid = (0x[0-9a-f]+|\d+)", out[1] or "", re.M)}
     want = guest_tids | {IDLE_BASE + c for c in range(cpus)}
     check(len(guest_tids) > 20 and cpus >= 1, f"{name}: guest listed {len(guest_tids)} tasks on {cpus} CPUs")
     check(lldb_tids == want, f"{name}: LLDB threads {len(lldb_tids)} == guest tasks + idle {len(want)}"
@@ -53,6 +53,12 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
               f"{name}: module frame names {frame and frame['symbol']}")
     check("swapper/0" in (out[3] or ""), f"{name}: expr init_task.comm -> {(out[3] or '').strip()}")
     threads_json[name] = out[4]
+    # LLDB's own unwinder over every task: it must finish (split functions
+    # such as rcu_tasks_one_gp used to hang it) and start every stack.
+    bt = out[5] or ""
+    check(len(re.findall(r"^\s*\*?\s*frame #0:", bt, re.M)) == len(lldb_tids),
+          f"{name}: thread backtrace all gives a stack for each of the {len(lldb_tids)} threads")
+    check("rcu_tasks_one_gp" in bt, f"{name}: a backtrace passes through a split function (rcu_tasks_one_gp)")
 
     if frame:
         look, _ = lldb([core_command(path), f"image lookup -a {frame['pc']}"])

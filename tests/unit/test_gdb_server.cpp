@@ -65,7 +65,7 @@ TEST(GdbServer, ThreadsRegistersAndMemory) {
     EXPECT_NE(stop.find("threads:5,40000001;"), std::string::npos);
     // rip is register 16 in the order given to LLDB, little endian.
     EXPECT_EQ(s.handle("p10;thread:5;", close), "341200c0ffffffff");
-    EXPECT_EQ(s.handle("p0;thread:5;", close), "E02");  // rax unknown in a switch frame
+    EXPECT_EQ(s.handle("p0;thread:5;", close), std::string(16, 'x'));  // rax unknown in a switch frame
     EXPECT_EQ(s.handle("m ffffffff82000000,4", close), "E01");  // malformed address
     EXPECT_EQ(s.handle("mffffffff82000000,4", close), "deadbeef");
     EXPECT_EQ(s.handle("mffffffff82000000,8", close), "deadbeef");  // short read
