@@ -30,5 +30,6 @@ void progress(lldb::SBDebugger& dbg, const std::string& line);
 void register_core(lldb::SBCommand& kmod);
 void register_list(lldb::SBCommand& kmod);
 void register_threads(lldb::SBCommand& kmod);
+void register_bt(lldb::SBCommand& kmod);
 
 }  // namespace kq

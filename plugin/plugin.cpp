@@ -67,5 +67,6 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     kq::register_core(kmod);
     kq::register_list(kmod);
     kq::register_threads(kmod);
+    kq::register_bt(kmod);
     return true;
 }

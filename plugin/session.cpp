@@ -64,15 +64,22 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     int port = s->server_->start();
 
     if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
-    lldb::SBError err;
-    lldb::SBListener listener = dbg.GetListener();
-    std::string url = "connect://127.0.0.1:" + std::to_string(port);
-    lldb::SBProcess proc = target.ConnectRemote(listener, url.c_str(), "gdb-remote", err);
-    if (err.Fail() || !proc.IsValid())
-        throw Error(std::string("LLDB could not connect to the dump server: ") + (err.GetCString() ? err.GetCString() : "?"));
-    // In asynchronous mode the stop arrives as an event; wait for it briefly.
-    for (int i = 0; i < 100 && proc.GetState() != lldb::eStateStopped; ++i)
-        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    // Connected as `process connect` does in synchronous mode: the stop that
+    // ends the connection is printed into this command's result (dropped),
+    // not later by the debugger's event thread in the middle of the next
+    // command's output.
+    const std::string url = "connect://127.0.0.1:" + std::to_string(port);
+    const bool was_async = dbg.GetAsync();
+    dbg.SetAsync(false);
+    lldb::SBCommandReturnObject ret;
+    dbg.GetCommandInterpreter().HandleCommand(("process connect --plugin gdb-remote " + url).c_str(), ret);
+    dbg.SetAsync(was_async);
+    lldb::SBProcess proc = target.GetProcess();
+    if (!ret.Succeeded() || !proc.IsValid())
+        throw Error(std::string("LLDB could not connect to the dump server: ") + (ret.GetError() ? ret.GetError() : "?"));
+    if (proc.GetState() != lldb::eStateStopped)
+        throw Error("LLDB connected to the dump server but the process did not stop (state " +
+                    std::string(lldb::SBDebugger::StateAsCString(proc.GetState())) + ")");
 
     // vmlinux at its KASLR'd address; modules at the kernel's section addresses.
     target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
@@ -110,6 +117,11 @@ lldb::SBModule Session::use_symbol_copy(lldb::SBTarget& target, const std::strin
     }
     target.RemoveModule(orig);
     return m;
+}
+
+LinuxUnwinder& Session::unwinder() {
+    if (!unwinder_) unwinder_ = std::make_unique<LinuxUnwinder>(system_->kernel(), system_->modules());
+    return *unwinder_;
 }
 
 void Session::load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say) {

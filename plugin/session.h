@@ -9,6 +9,7 @@
 #include "kernel/linux/linux_system.h"
 #include "remote/dump_target.h"
 #include "remote/gdb_server.h"
+#include "unwinder/linux_unwind.h"
 
 namespace kq {
 
@@ -26,6 +27,8 @@ public:
     LinuxSystem& system() { return *system_; }
     const std::string& dump_path() const { return dump_path_; }
     size_t modules_loaded() const { return modules_loaded_; }
+    // The project's unwinder over this kernel, set up on first use.
+    LinuxUnwinder& unwinder();
 
     ~Session();
 
@@ -39,6 +42,7 @@ private:
     std::unique_ptr<LinuxSystem> system_;
     std::unique_ptr<DumpTarget> remote_target_;
     std::unique_ptr<GdbServer> server_;
+    std::unique_ptr<LinuxUnwinder> unwinder_;
     size_t modules_loaded_ = 0;
 };
 

@@ -25,7 +25,8 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
                          ("kaslr.kdump", "tasks.txt"), ("nokaslr.elf", "nokaslr-tasks.txt")]:
     path = dump(name)
     cmds = [core_command(path, "--json"), "thread list", "kmod threads --module kq_sleep --json",
-            "expr init_task.comm", "kmod threads --json", "thread backtrace all"]
+            "expr init_task.comm", "kmod threads --json", "thread backtrace all",
+            "kmod threads --module kq_nested --json"]
     out, text = lldb(cmds)
     core = json_of(out[0], f"{name}: kmod core")
     check(core["release"] == ENV["KQ_RELEASE"], f"{name}: release {core['release']}")
@@ -48,11 +49,27 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
     if ks:
         mframes = [f for f in ks[0]["frames"] if f["module"] == "kq_sleep"]
         check(bool(mframes) and all(f["in_module"] for f in mframes), f"{name}: kq_sleep has a frame in kq_sleep")
-        frame = next((f for f in mframes if not f["inlined"]), mframes[0] if mframes else None)
+        frame = mframes[0] if mframes else None
         check(frame is not None and frame["symbol"].startswith("kq_sleep"),
               f"{name}: module frame names {frame and frame['symbol']}")
     check("swapper/0" in (out[3] or ""), f"{name}: expr init_task.comm -> {(out[3] or '').strip()}")
     threads_json[name] = out[4]
+    every = json_of(out[4], f"{name}: kmod threads")
+    check(every["incomplete_stacks"] == 0 and all(t["complete"] for t in every["threads"]),
+          f"{name}: the project's unwinder reaches the base of all {len(every['threads'])} stacks")
+    check(len(every["threads"]) == len(want), f"{name}: kmod threads lists every task")
+
+    # kq_nested: module -> kernel (sort) -> module callback -> sleep. A module
+    # frame lies below kernel frames, which checking the pc alone would miss.
+    nested = json_of(out[6], f"{name}: kmod threads --module kq_nested")
+    kn = [t for t in nested["threads"] if t["comm"] == "kq_nested"]
+    mods = [f["module"] for f in kn[0]["frames"]] if kn else []
+    first = mods.index("kq_nested") if "kq_nested" in mods else -1
+    check(first > 0 and "vmlinux" in mods[:first] and "vmlinux" in mods[first + 1:]
+          and "kq_nested" in mods[mods.index("vmlinux", first + 1):],
+          f"{name}: kq_nested frames below kernel frames: {mods}")
+    check(bool(kn) and all(f["method"] in ("initial", "orc") for f in kn[0]["frames"]),
+          f"{name}: kq_nested unwound by ORC (module ORC from the .ko)")
     # LLDB's own unwinder over every task: it must finish (split functions
     # such as rcu_tasks_one_gp used to hang it) and start every stack.
     bt = out[5] or ""

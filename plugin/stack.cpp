@@ -1,0 +1,65 @@
+#include "plugin/stack.h"
+
+#include <cstdio>
+
+#include "kernel/linux/linux_system.h"
+#include "unwinder/linux_unwind.h"
+
+namespace kq {
+
+std::string hex_addr(uint64_t v) {
+    char b[24];
+    snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
+    return b;
+}
+
+Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t) {
+    Stack s;
+    for (const Frame& fr : unw.unwind(t)) {
+        StackFrame f;
+        f.frame = fr;
+        if (auto fn = unw.code_map().function_at(fr.lookup_pc())) {
+            f.symbol = fn->name;
+            f.offset = fr.pc - fn->start;
+            f.module = fn->module.empty() ? "vmlinux" : fn->module;
+        }
+        // A module's ranges decide even without its .ko (no symbols then).
+        for (const auto& m : sys.modules())
+            if (m.contains(fr.lookup_pc())) f.module = m.name;
+        if (f.module.empty() && unw.code_map().is_text(fr.lookup_pc())) f.module = "vmlinux";
+        s.frames.push_back(std::move(f));
+    }
+    s.complete = !s.frames.empty() && is_base(s.frames.back().frame.stop);
+    return s;
+}
+
+void frame_json(Json& j, size_t index, const StackFrame& f, const std::string& mark) {
+    j.begin_object()
+        .field("index", static_cast<uint64_t>(index))
+        .field_addr("pc", f.frame.pc)
+        .field_addr("sp", f.frame.sp)
+        .field("symbol", f.symbol)
+        .field("offset", f.offset);
+    j.key("module");
+    if (f.module.empty()) j.null(); else j.value(f.module);
+    j.field("in_module", !mark.empty() && f.module == mark)
+        .field("method", std::string(to_string(f.frame.method)))
+        .field("confidence", std::string(to_string(f.frame.confidence)))
+        .field("return_check", std::string(to_string(f.frame.check)))
+        .field("stack", std::string(to_string(f.frame.stack)));
+    if (f.frame.stop != StopReason::none) j.field("stop", f.frame.stop_text());
+    j.end_object();
+}
+
+std::string frame_line(size_t index, const StackFrame& f, bool marked, bool show_method) {
+    std::string sym = f.symbol.empty() ? "??" : f.symbol + "+" + hex_addr(f.offset);
+    char line[512];
+    snprintf(line, sizeof line, "  %s#%-2zu %s %s [%s]", marked ? "=>" : "  ", index, hex_addr(f.frame.pc).c_str(),
+             sym.c_str(), f.module.empty() ? "?" : f.module.c_str());
+    std::string s = line;
+    if (show_method) s += std::string("  ") + to_string(f.frame.method) + "/" + to_string(f.frame.confidence);
+    if (f.frame.stop != StopReason::none) s += "  (" + f.frame.stop_text() + ")";
+    return s + "\n";
+}
+
+}  // namespace kq

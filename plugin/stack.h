@@ -1,0 +1,38 @@
+// A task's stack as the kmod commands show it: the project's own unwind
+// (unwinder/), each frame named and attributed to vmlinux or a module.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "kernel/kernel.h"
+#include "plugin/json.h"
+#include "unwinder/frame.h"
+
+namespace kq {
+
+class LinuxSystem;
+class LinuxUnwinder;
+
+struct StackFrame {
+    Frame frame;
+    std::string symbol;  // "" if unknown
+    uint64_t offset = 0;
+    std::string module;  // "vmlinux", a module's name, or "" if not kernel text
+};
+
+struct Stack {
+    std::vector<StackFrame> frames;
+    bool complete = false;  // reached the base of the stack
+};
+
+Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t);
+
+// One JSON object per frame (index, pc, sp, symbol, offset, module, method,
+// confidence, return check, stack, and `in_module` for `mark`).
+void frame_json(Json& j, size_t index, const StackFrame& f, const std::string& mark);
+// "#3  0xffffffffc0601060 kq_sleep_wait+0x40 [kq_sleep]  orc/high".
+std::string frame_line(size_t index, const StackFrame& f, bool marked, bool show_method);
+
+std::string hex_addr(uint64_t v);
+
+}  // namespace kq
