@@ -25,6 +25,7 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     }
     const bool all = want.empty() || args.flag("--all");
     const bool methods = args.flag("--methods");
+    const bool scan = args.flag("--scan");
     LinuxUnwinder& unw = s.unwinder();
 
     const auto& tasks = sys.threads();
@@ -34,7 +35,7 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (want.empty()) j.null(); else j.value(want);
     j.key("threads").begin_array();
     std::string text;
-    size_t matching = 0, incomplete = 0;
+    size_t matching = 0, incomplete = 0, scan_matching = 0;
     for (size_t i = 0; i < tasks.size(); ++i) {
         if (i % 256 == 255) progress(dbg, "unwound " + std::to_string(i + 1) + "/" + std::to_string(tasks.size()) + " tasks");
         const Thread& t = tasks[i];
@@ -42,8 +43,11 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         incomplete += !st.complete;
         bool hit = false;
         for (const auto& f : st.frames) hit |= !want.empty() && f.module == want;
+        std::vector<ScanWord> words;
+        if (scan) words = scan_of(sys, unw, t, st, want);
         matching += hit;
-        if (!all && !hit) continue;
+        scan_matching += !hit && !want.empty() && !words.empty();
+        if (!all && !hit && words.empty()) continue;
         const int64_t pid = t.id >= kIdleThreadIdBase ? 0 : t.id;
         j.begin_object()
             .field("pid", pid)
@@ -57,15 +61,23 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
             .field("complete", st.complete);
         j.key("frames").begin_array();
         for (size_t k = 0; k < st.frames.size(); ++k) frame_json(j, k, st.frames[k], want);
-        j.end_array().end_object();
+        j.end_array();
+        if (scan) {
+            j.key("scan").begin_array();
+            for (const auto& w : words) scan_json(j, w);
+            j.end_array();
+        }
+        j.end_object();
         text += (hit ? "* " : "") + std::to_string(pid) + " " + t.name + "  " + describe_thread_state(t) + "\n";
         for (size_t k = 0; k < st.frames.size(); ++k)
             text += frame_line(k, st.frames[k], !want.empty() && st.frames[k].module == want, methods);
+        for (const auto& w : words) text += scan_line(w);
     }
     j.end_array();
     j.field("total_threads", static_cast<uint64_t>(tasks.size()))
         .field("matching_threads", static_cast<uint64_t>(matching))
         .field("incomplete_stacks", static_cast<uint64_t>(incomplete));
+    if (scan) j.field("scan_only_threads", static_cast<uint64_t>(scan_matching));
     j.end_object();
     if (args.flag("--json")) {
         out = j.str() + "\n";
@@ -74,6 +86,8 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     out = text;
     if (want.empty()) out += std::to_string(tasks.size()) + " tasks";
     else out += std::to_string(matching) + " of " + std::to_string(tasks.size()) + " tasks have a frame in " + want;
+    if (scan && !want.empty())
+        out += "; " + std::to_string(scan_matching) + " more have only scanned (advisory) return addresses into it";
     out += incomplete ? "; " + std::to_string(incomplete) + " stacks did not reach their base (see kmod bt)\n" : "\n";
 }
 
@@ -81,14 +95,17 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
 
 void register_threads(lldb::SBCommand& kmod) {
     add_command(kmod, {"threads", "Every kernel task and its stack; frames inside a module marked.",
-                       "kmod threads [--module M [--all]] [--methods] [--json]\n"
+                       "kmod threads [--module M [--all]] [--methods] [--scan] [--json]\n"
                        "  --module M  show the tasks with a frame in module M (frames marked '=>');\n"
                        "              with --all, every task, still marking M's frames\n"
                        "  --methods   show how each frame was found (orc, dwarf_cfi, prologue, ...)\n"
+                       "  --scan      also list validated return addresses into modules (M only, with\n"
+                       "              --module) found on each stack outside its unwound frames ('?'):\n"
+                       "              advisory evidence, stale words from returned calls included\n"
                        "  --json      machine-readable output\n"
                        "Stacks come from kquiesce's own unwinder (ORC, DWARF CFI, frame pointers,\n"
                        "prologue analysis, validated stack scan), not from LLDB's.",
-                       {"--json", "--all", "--methods"}, {"--module"}, threads});
+                       {"--json", "--all", "--methods", "--scan"}, {"--module"}, threads});
 }
 
 }  // namespace kq

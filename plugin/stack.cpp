@@ -33,6 +33,45 @@ Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t) {
     return s;
 }
 
+std::vector<ScanWord> scan_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t, const Stack& st,
+                              const std::string& module) {
+    std::vector<Frame> frames;
+    for (const auto& f : st.frames) frames.push_back(f.frame);
+    std::vector<ScanWord> out;
+    for (const StackWord& w : unw.unwinder().scan(t, frames)) {
+        if (w.where == StackWord::Where::frame) continue;
+        const Module* owner = nullptr;
+        for (const auto& m : sys.modules())
+            if (m.contains(w.value - 1)) owner = &m;
+        if (!owner || (!module.empty() && owner->name != module)) continue;
+        ScanWord s{w, {}, 0, owner->name};
+        if (auto fn = unw.code_map().function_at(w.value - 1)) {
+            s.symbol = fn->name;
+            s.offset = w.value - fn->start;
+        }
+        out.push_back(std::move(s));
+    }
+    return out;
+}
+
+void scan_json(Json& j, const ScanWord& w) {
+    j.begin_object()
+        .field_addr("slot", w.word.slot)
+        .field_addr("value", w.word.value)
+        .field("symbol", w.symbol)
+        .field("offset", w.offset)
+        .field("module", w.module)
+        .field("where", std::string(to_string(w.word.where)))
+        .field("stack", std::string(to_string(w.word.stack)))
+        .end_object();
+}
+
+std::string scan_line(const ScanWord& w) {
+    std::string sym = w.symbol.empty() ? "??" : w.symbol + "+" + hex_addr(w.offset);
+    return "    ?  " + hex_addr(w.word.value) + " " + sym + " [" + w.module + "]  scan: on the stack at " +
+           hex_addr(w.word.slot) + " (" + to_string(w.word.where) + ", advisory)\n";
+}
+
 void frame_json(Json& j, size_t index, const StackFrame& f, const std::string& mark) {
     j.begin_object()
         .field("index", static_cast<uint64_t>(index))

@@ -7,6 +7,7 @@
 #include "kernel/kernel.h"
 #include "plugin/json.h"
 #include "unwinder/frame.h"
+#include "unwinder/unwinder.h"
 
 namespace kq {
 
@@ -26,6 +27,21 @@ struct Stack {
 };
 
 Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t);
+
+// A validated return address into a module found by scanning the task's
+// stacks, not one of its unwound frames: advisory evidence (a frame the
+// unwind missed, or a stale word left by a call that returned).
+struct ScanWord {
+    StackWord word;
+    std::string symbol;
+    uint64_t offset = 0;
+    std::string module;
+};
+// Scan words into `module` (any module when empty).
+std::vector<ScanWord> scan_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t, const Stack& st,
+                              const std::string& module);
+void scan_json(Json& j, const ScanWord& w);
+std::string scan_line(const ScanWord& w);
 
 // One JSON object per frame (index, pc, sp, symbol, offset, module, method,
 // confidence, return check, stack, and `in_module` for `mark`).

@@ -26,7 +26,7 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
     path = dump(name)
     cmds = [core_command(path, "--json"), "thread list", "kmod threads --module kq_sleep --json",
             "expr init_task.comm", "kmod threads --json", "thread backtrace all",
-            "kmod threads --module kq_nested --json"]
+            "kmod threads --module kq_nested --json", "kmod threads --module kq_sleep --scan --json"]
     out, text = lldb(cmds)
     core = json_of(out[0], f"{name}: kmod core")
     check(core["release"] == ENV["KQ_RELEASE"], f"{name}: release {core['release']}")
@@ -70,6 +70,13 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
           f"{name}: kq_nested frames below kernel frames: {mods}")
     check(bool(kn) and all(f["method"] in ("initial", "orc") for f in kn[0]["frames"]),
           f"{name}: kq_nested unwound by ORC (module ORC from the .ko)")
+
+    # --scan: validated return addresses into the module outside the frames.
+    scanned = json_of(out[7], f"{name}: kmod threads --module kq_sleep --scan")
+    words = [w for t in scanned["threads"] for w in t.get("scan", [])]
+    check(all("scan" in t for t in scanned["threads"])
+          and all(w["module"] == "kq_sleep" and w["where"] in ("live", "stale") for w in words),
+          f"{name}: --scan lists {len(words)} advisory return addresses, all into kq_sleep")
     # LLDB's own unwinder over every task: it must finish (split functions
     # such as rcu_tasks_one_gp used to hang it) and start every stack.
     bt = out[5] or ""
