@@ -31,5 +31,6 @@ void register_core(lldb::SBCommand& kmod);
 void register_list(lldb::SBCommand& kmod);
 void register_threads(lldb::SBCommand& kmod);
 void register_bt(lldb::SBCommand& kmod);
+void register_inuse(lldb::SBCommand& kmod);
 
 }  // namespace kq

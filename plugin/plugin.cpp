@@ -68,5 +68,6 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     kq::register_list(kmod);
     kq::register_threads(kmod);
     kq::register_bt(kmod);
+    kq::register_inuse(kmod);
     return true;
 }

@@ -58,6 +58,8 @@ public:
     }
 
 private:
+    static constexpr int64_t kModuleRefBase = 1;
+
     Module read(uint64_t m) {
         Module mod;
         mod.addr = m;
@@ -65,7 +67,10 @@ private:
         int32_t st = mem_.read_as<int32_t>(m + L_.state).value_or(-1);
         mod.state = st == L_.live ? "Live" : st == L_.coming ? "Coming" : st == L_.going ? "Going"
                   : st == L_.unformed ? "Unformed" : "unknown(" + std::to_string(st) + ")";
-        mod.refcount = mem_.read_as<int32_t>(m + L_.refcnt).value_or(-1);
+        // refcnt counts from MODULE_REF_BASE (1, a #define, not in DWARF);
+        // module_refcount() and lsmod show refcnt - 1. -1: unreadable.
+        auto ref = mem_.read_as<int32_t>(m + L_.refcnt);
+        mod.refcount = ref ? int64_t(*ref) - kModuleRefBase : -1;
         layout(m + L_.core, "", mod);
         layout(m + L_.init, "init ", mod);
         sections(m, mod);

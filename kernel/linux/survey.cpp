@@ -1,0 +1,48 @@
+#include "kernel/linux/survey.h"
+
+#include "vmcore/memory_source.h"
+
+namespace kq {
+
+const std::vector<ProviderSpec>& linux_providers() {
+    // A provider not written yet keeps its place: the verdict cannot be SAFE
+    // while it is missing.
+    static const std::vector<ProviderSpec> providers = {
+        {"wait queues", {}},
+        {"locks", {}},
+        {"timers", {}},
+        {"hrtimers", {}},
+        {"workqueues", {}},
+        {"tasklets", {}},
+        {"irq_work", {}},
+        {"rcu callbacks", {}},
+        {"notifiers", {}},
+        {"irq handlers", {}},
+        {"open files", {}},
+        {"devices", {}},
+    };
+    return providers;
+}
+
+Survey survey_linux(const SurveyContext& ctx, const std::function<void(const std::string&)>& progress) {
+    Survey s;
+    for (const auto& p : linux_providers()) {
+        if (progress && p.run) progress(p.name);
+        if (!p.run) {
+            s.coverage.push_back({p.name, "nothing", false, "not read by this version of kquiesce"});
+            continue;
+        }
+        const size_t before = s.coverage.size();
+        try {
+            p.run(ctx, s);
+        } catch (const Error& e) {
+            s.coverage.resize(before);
+            s.coverage.push_back({p.name, "stopped", false, e.what()});
+            continue;
+        }
+        if (s.coverage.size() == before) s.coverage.push_back({p.name, "?", false, "the provider reported no coverage"});
+    }
+    return s;
+}
+
+}  // namespace kq
