@@ -1,5 +1,7 @@
 #include "kernel/linux/survey.h"
 
+#include "kernel/linux/providers.h"
+
 #include "vmcore/memory_source.h"
 
 namespace kq {
@@ -8,17 +10,17 @@ const std::vector<ProviderSpec>& linux_providers() {
     // A provider not written yet keeps its place: the verdict cannot be SAFE
     // while it is missing.
     static const std::vector<ProviderSpec> providers = {
-        {"wait queues", {}},
-        {"locks", {}},
-        {"timers", {}},
-        {"hrtimers", {}},
-        {"workqueues", {}},
+        {"wait queues", survey_wait_queues},
+        {"locks", survey_locks},
+        {"timers", survey_timers},
+        {"hrtimers", survey_hrtimers},
+        {"workqueues", survey_workqueues},
         {"tasklets", {}},
         {"irq_work", {}},
         {"rcu callbacks", {}},
-        {"notifiers", {}},
+        {"notifiers", survey_notifiers},
         {"irq handlers", {}},
-        {"open files", {}},
+        {"open files", survey_open_files},
         {"devices", {}},
     };
     return providers;

@@ -1,0 +1,10 @@
+// Provider "workqueues": not written yet; reported as a coverage gap.
+#include "kernel/linux/providers.h"
+
+namespace kq {
+
+void survey_workqueues(const SurveyContext&, Survey& out) {
+    out.coverage.push_back({"workqueues", "nothing", false, "not read by this version of kquiesce"});
+}
+
+}  // namespace kq
