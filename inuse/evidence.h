@@ -1,5 +1,5 @@
 // One reason a module is (or may be) in use, and how much it matters
-// (severities and verdicts as docs/inuse.md describes them).
+// (severities, kinds and verdicts as docs/json.md documents them).
 #pragma once
 #include <cstdint>
 #include <string>

@@ -1,0 +1,77 @@
+"""kmod inuse on the lab's dump: every scenario module gives the evidence it
+was built to create, with the right symbol and severity, and the verdict
+follows from evidence and coverage. An expectation that depends on a kernel
+subsystem provider is checked when that provider reports complete coverage;
+while it reports a gap, the verdict must not be SAFE (and is UNKNOWN unless
+something blocking was found)."""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kqlab import check, core_command, dump, finish, json_of, lldb
+
+# module -> (provider or None, evidence kind, severity, symbol prefix); and the
+# verdict when every provider covers everything.
+EXPECT = {
+    "kq_idle": ([], "SAFE"),
+    "kq_spin": ([(None, ("thread_pc", "thread_frame"), "blocking", "kq_spin_loop")], "UNSAFE"),
+    "kq_sleep": ([(None, ("thread_frame",), "blocking", "kq_sleep_wait"),
+                  ("wait queues", ("wait_queue",), "blocking", "kq_sleep_wq"),
+                  (None, ("stack_word",), "advisory", "kq_sleep_wait")], "UNSAFE"),
+    "kq_nested": ([(None, ("thread_frame",), "blocking", "kq_nested_cmp")], "UNSAFE"),
+    "kq_mutex": ([(None, ("thread_frame",), "blocking", "kq_mutex_hold"),
+                  (None, ("thread_frame",), "blocking", "kq_mutex_wait"),
+                  ("locks", ("lock",), "blocking", "kq_mutex_lock")], "UNSAFE"),
+    "kq_rwsem": ([(None, ("thread_frame",), "blocking", "kq_rwsem_hold"),
+                  (None, ("thread_frame",), "blocking", "kq_rwsem_wait"),
+                  ("locks", ("lock",), "blocking", "kq_rwsem_lock")], "UNSAFE"),
+    "kq_timer": ([("timers", ("timer",), "blocking", "kq_timer_")], "UNSAFE"),
+    "kq_hrtimer": ([("hrtimers", ("hrtimer",), "blocking", "kq_hrtimer_")], "UNSAFE"),
+    # The delayed work's timer lives in the module: found as soon as timers are read.
+    "kq_work": ([("timers", ("timer", "work"), "blocking", "kq_work_item"),
+                 ("workqueues", ("work",), "blocking", "kq_work_")], "UNSAFE"),
+    "kq_workrun": ([(None, ("thread_frame",), "blocking", "kq_workrun_fn"),
+                    ("workqueues", ("work",), "blocking", "kq_workrun_")], "UNSAFE"),
+    "kq_notifier": ([("notifiers", ("notifier",), "blocking", "kq_notifier_")], "UNSAFE"),
+    # An open file whose file_operations are the module's: a forced unload
+    # leaves the file pointing at freed code, so this is UNSAFE, not BUSY.
+    "kq_chardev": ([(None, ("refcount",), "refused-by-kernel", ""),
+                    ("open files", ("open_file",), "blocking", "kq_chardev_fops")], "UNSAFE"),
+    "kq_dep_a": ([(None, ("holder",), "refused-by-kernel", ""),
+                  (None, ("refcount",), "refused-by-kernel", "")], "BUSY"),
+    "kq_dep_b": ([], "SAFE"),
+}
+
+path = dump("kaslr.elf")
+cmds = [core_command(path)] + [f"kmod inuse {m} --json --quiet" for m in EXPECT]
+out, text = lldb(cmds)
+for i, (mod, (expected, full_verdict)) in enumerate(EXPECT.items(), start=1):
+    r = json_of(out[i], f"{mod}: kmod inuse")
+    if r is None:
+        continue
+    check(r.get("schema") == "kquiesce.inuse/1" and r["module"] == mod, f"{mod}: schema and module")
+    covered = {c["provider"]: c["complete"] for c in r["coverage"]}
+    gaps = [c["provider"] for c in r["coverage"] if not c["complete"]]
+    for provider, kinds, severity, symbol in expected:
+        if provider is not None and not covered.get(provider, False):
+            continue
+        hits = [e for e in r["evidence"] if e["kind"] in kinds and e["severity"] == severity
+                and e["symbol"].startswith(symbol)]
+        check(bool(hits), f"{mod}: {'/'.join(kinds)} {severity} {symbol or ''}".rstrip()
+              + ("" if hits else f" in {[(e['kind'], e['symbol']) for e in r['evidence']]}"))
+    if not expected:
+        check(not [e for e in r["evidence"] if e["severity"] != "advisory"],
+              f"{mod}: no blocking or refused evidence: {[(e['kind'], e['symbol']) for e in r['evidence']]}")
+    blocking = any(e["severity"] == "blocking" for e in r["evidence"])
+    if not gaps:
+        check(r["verdict"] == full_verdict, f"{mod}: verdict {r['verdict']} (expected {full_verdict})")
+    else:
+        want = "UNSAFE" if blocking else "UNKNOWN"
+        check(r["verdict"] == want, f"{mod}: verdict {r['verdict']} with gaps in {gaps} (expected {want})")
+
+# A module that is not loaded: one error line naming the loaded ones.
+_, text = lldb([core_command(path), "kmod inuse kq_nothing"])
+errors = [l for l in text.splitlines() if l.startswith("error: kmod inuse")]
+check(len(errors) == 1 and "not loaded" in errors[0] and "kq_sleep" in errors[0],
+      f"unknown module: one error line listing loaded modules: {errors}")
+finish()
