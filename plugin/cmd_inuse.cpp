@@ -82,12 +82,7 @@ void inuse(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
     auto& sys = s.system();
-    const Module* m = sys.module(args.positional[0]);
-    if (!m) {
-        std::string names;
-        for (const auto& mm : sys.modules()) names += (names.empty() ? "" : ", ") + mm.name;
-        throw Error("module " + args.positional[0] + " is not loaded; loaded: " + (names.empty() ? "none" : names));
-    }
+    const Module* m = &s.module(args.positional[0]);
     const bool quiet = args.flag("--quiet");
     auto say = [&](const std::string& line) {
         if (!quiet) progress(dbg, line);

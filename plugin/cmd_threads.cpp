@@ -14,15 +14,7 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     Session& s = Session::of(target);
     auto& sys = s.system();
     std::string want = args.value("--module");
-    if (!want.empty()) {
-        const Module* m = sys.module(want);
-        if (!m) {
-            std::string names;
-            for (const auto& mm : sys.modules()) names += (names.empty() ? "" : ", ") + mm.name;
-            throw Error("module " + want + " is not loaded; loaded: " + (names.empty() ? "none" : names));
-        }
-        want = m->name;
-    }
+    if (!want.empty()) want = s.module(want).name;
     const bool all = want.empty() || args.flag("--all");
     const bool methods = args.flag("--methods");
     const bool scan = args.flag("--scan");

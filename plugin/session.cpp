@@ -119,6 +119,13 @@ lldb::SBModule Session::use_symbol_copy(lldb::SBTarget& target, const std::strin
     return m;
 }
 
+const Module& Session::module(const std::string& name) const {
+    if (const Module* m = system_->module(name)) return *m;
+    std::string names;
+    for (const auto& m : system_->modules()) names += (names.empty() ? "" : ", ") + m.name;
+    throw Error("module " + name + " is not loaded; loaded: " + (names.empty() ? "none" : names));
+}
+
 LinuxUnwinder& Session::unwinder() {
     if (!unwinder_) unwinder_ = std::make_unique<LinuxUnwinder>(system_->kernel(), system_->modules());
     return *unwinder_;

@@ -25,6 +25,8 @@ public:
     static void close(lldb::SBTarget& target);
 
     LinuxSystem& system() { return *system_; }
+    // The loaded module named `name`, or throws kq::Error listing the loaded ones.
+    const Module& module(const std::string& name) const;
     const std::string& dump_path() const { return dump_path_; }
     size_t modules_loaded() const { return modules_loaded_; }
     // The project's unwinder over this kernel, set up on first use.
