@@ -32,5 +32,6 @@ void register_list(lldb::SBCommand& kmod);
 void register_threads(lldb::SBCommand& kmod);
 void register_bt(lldb::SBCommand& kmod);
 void register_inuse(lldb::SBCommand& kmod);
+void register_refs(lldb::SBCommand& kmod);
 
 }  // namespace kq

@@ -22,6 +22,13 @@ public:
     Json& value(int64_t v) { sep(); out_ += std::to_string(v); return *this; }
     Json& value(int v) { return value(static_cast<int64_t>(v)); }
     Json& value(uint64_t v) { sep(); out_ += std::to_string(v); return *this; }
+    Json& value(double v) {
+        char b[32];
+        snprintf(b, sizeof b, "%.6g", v);
+        sep();
+        out_ += b;
+        return *this;
+    }
     Json& null() { sep(); out_ += "null"; return *this; }
     // Addresses are strings ("0xffffffffc0a01000"): JSON numbers lose 64-bit precision.
     Json& addr(uint64_t a) {

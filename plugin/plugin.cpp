@@ -69,5 +69,6 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     kq::register_threads(kmod);
     kq::register_bt(kmod);
     kq::register_inuse(kmod);
+    kq::register_refs(kmod);
     return true;
 }

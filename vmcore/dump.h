@@ -48,6 +48,12 @@ public:
     // The file holds less memory than its headers describe (cut off while
     // written or copied): reads of what is missing return short counts.
     virtual bool truncated() const { return false; }
+    // Physical memory the dump holds: sorted, merged [start, end) (empty:
+    // not known for this format).
+    virtual std::vector<std::pair<uint64_t, uint64_t>> memory_ranges() const { return {}; }
+    // The physical address behind a kernel virtual address, through the
+    // dump's page tables.
+    virtual std::optional<uint64_t> to_phys(uint64_t) { return std::nullopt; }
     virtual uint64_t page_size() const { return 4096; }
 
     // Value of a VMCOREINFO line "KEY=value", e.g. "OSRELEASE", "KERNELOFFSET",

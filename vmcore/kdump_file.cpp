@@ -253,6 +253,32 @@ size_t KdumpFile::read(uint64_t vaddr, void* buf, size_t len) {
     return run_off + read_phys_cached(run_phys, out + run_off, run_len);
 }
 
+std::vector<std::pair<uint64_t, uint64_t>> KdumpFile::memory_ranges() const {
+    if (!phys_ranges_.empty()) return phys_ranges_;
+    // kdump-compressed: everything below max_pfn, less what the file lacks.
+    std::lock_guard lock(mu_);
+    kdump_num_t max_pfn = 0;
+    if (kdump_get_number_attr(ctx_.get(), "max_pfn", &max_pfn) != KDUMP_OK || max_pfn == 0) return {};
+    std::vector<std::pair<uint64_t, uint64_t>> r;
+    uint64_t at = 0;
+    const uint64_t end = uint64_t(max_pfn) << page_shift_;
+    for (const auto& [a, b] : missing_ranges_) {
+        if (a >= end) break;
+        if (a > at) r.emplace_back(at, a);
+        at = std::max(at, b);
+    }
+    if (at < end) r.emplace_back(at, end);
+    return r;
+}
+
+std::optional<uint64_t> KdumpFile::to_phys(uint64_t vaddr) {
+    if (!translate_) return std::nullopt;
+    std::lock_guard lock(mu_);
+    uint64_t pa = 0;
+    if (!translate(vaddr, &pa)) return std::nullopt;
+    return pa;
+}
+
 size_t KdumpFile::read_phys(uint64_t paddr, void* buf, size_t len) {
     if (len == 0) return 0;
     if (paddr + (len - 1) < paddr) len = size_t(0 - paddr);

@@ -39,6 +39,8 @@ public:
     const std::vector<CpuState>& cpus() const override { return cpus_; }
     bool truncated() const override { return truncated_; }
     uint64_t page_size() const override { return page_size_; }
+    std::vector<std::pair<uint64_t, uint64_t>> memory_ranges() const override;
+    std::optional<uint64_t> to_phys(uint64_t vaddr) override;
 
     // False when kernel virtual addresses cannot be translated (no
     // VMCOREINFO, or libaddrxlat refused it): read() then returns 0.

@@ -69,6 +69,20 @@ for i, (mod, (expected, full_verdict)) in enumerate(EXPECT.items(), start=1):
         want = "UNSAFE" if blocking else "UNKNOWN"
         check(r["verdict"] == want, f"{mod}: verdict {r['verdict']} with gaps in {gaps} (expected {want})")
 
+# The raw reference scan: the reboot chain links kq_notifier's notifier block
+# from kernel data (the block before it in the chain, or the chain's head).
+out, _ = lldb([core_command(path), "kmod refs kq_notifier --json --quiet"])
+refs = json_of(out[1], "kmod refs kq_notifier")
+if refs:
+    kernel_to_nb = [r for r in refs["refs"] if r["container"] == "kernel" and r["points_to"].endswith("kq_notifier_nb")]
+    check(bool(kernel_to_nb), f"kmod refs kq_notifier: kernel data points at kq_notifier_nb: "
+          f"{[(r['where'], r['points_to']) for r in kernel_to_nb]}")
+    check(refs["bytes_scanned"] > 200 << 20 and refs["gb_per_s"] > 0,
+          f"kmod refs: scanned {refs['bytes_scanned'] >> 20} MiB at {refs['gb_per_s']:.2f} GB/s")
+    check(all(not r["points_to"].startswith("kq_notifier`") or r["container"] != "module"
+              or not r["where"].startswith("kq_notifier`") for r in refs["refs"]),
+          "kmod refs: the module's own memory is not reported")
+
 # A module that is not loaded: one error line naming the loaded ones.
 _, text = lldb([core_command(path), "kmod inuse kq_nothing"])
 errors = [l for l in text.splitlines() if l.startswith("error: kmod inuse")]
