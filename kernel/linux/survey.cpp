@@ -15,13 +15,13 @@ const std::vector<ProviderSpec>& linux_providers() {
         {"timers", survey_timers},
         {"hrtimers", survey_hrtimers},
         {"workqueues", survey_workqueues},
-        {"tasklets", {}},
-        {"irq_work", {}},
-        {"rcu callbacks", {}},
+        {"tasklets", survey_tasklets},
+        {"irq_work", survey_irq_work},
+        {"rcu callbacks", survey_rcu},
         {"notifiers", survey_notifiers},
-        {"irq handlers", {}},
+        {"irq handlers", survey_irqs},
         {"open files", survey_open_files},
-        {"devices", {}},
+        {"devices", survey_devices},
     };
     return providers;
 }
