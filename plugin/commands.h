@@ -33,5 +33,6 @@ void register_threads(lldb::SBCommand& kmod);
 void register_bt(lldb::SBCommand& kmod);
 void register_inuse(lldb::SBCommand& kmod);
 void register_refs(lldb::SBCommand& kmod);
+void register_whatis(lldb::SBCommand& kmod);
 
 }  // namespace kq

@@ -70,5 +70,6 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     kq::register_bt(kmod);
     kq::register_inuse(kmod);
     kq::register_refs(kmod);
+    kq::register_whatis(kmod);
     return true;
 }

@@ -83,6 +83,19 @@ if refs:
               or not r["where"].startswith("kq_notifier`") for r in refs["refs"]),
           "kmod refs: the module's own memory is not reported")
 
+# kmod whatis: a module's data symbol, a kernel variable, a task_struct.
+out, _ = lldb([core_command(path), "p/x &kq_notifier_nb", "p/x &init_task"])
+addrs = [((o or "").split("= ")[-1].strip()) for o in out[1:3]]
+if all(a.startswith("0x") for a in addrs):
+    out, _ = lldb([core_command(path)] + [f"kmod whatis {a} --json" for a in addrs])
+    w = [json_of(o, "kmod whatis") for o in out[1:3]]
+    check(w[0] and w[0]["kind"] == "module" and w[0]["owner"] == "kq_notifier" and "kq_notifier_nb" in w[0]["detail"],
+          f"kmod whatis names kq_notifier_nb in its module: {w[0]}")
+    check(w[1] and w[1]["kind"] == "kernel" and "init_task" in w[1]["detail"] and ".data" in w[1]["detail"],
+          f"kmod whatis names init_task in vmlinux's .data: {w[1]}")
+else:
+    check(False, f"addresses of kq_notifier_nb and init_task from LLDB: {addrs}")
+
 # A module that is not loaded: one error line naming the loaded ones.
 _, text = lldb([core_command(path), "kmod inuse kq_nothing"])
 errors = [l for l in text.splitlines() if l.startswith("error: kmod inuse")]

@@ -1,0 +1,88 @@
+// kmod whatis ADDR: what a kernel address is.
+#include "plugin/commands.h"
+#include "plugin/module_refs.h"
+#include "plugin/session.h"
+#include "plugin/stack.h"
+
+namespace kq {
+namespace {
+
+struct WhatIs {
+    std::string kind;    // "module", "kernel", "stack", "cpu stack", "direct map", "unknown"
+    std::string owner;   // module name, task, CPU stack name
+    std::string detail;  // section and symbol, offsets
+};
+
+WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
+    auto& sys = s.system();
+    for (const auto& m : sys.modules())
+        for (const auto& r : m.ranges)
+            if (r.contains(addr)) {
+                std::string sym = symbol_with_module(target, addr);
+                return {"module", m.name, r.what + (sym.empty() ? "" : ", " + sym) + ", offset " +
+                                              hex_addr(addr - r.start) + " in the range"};
+            }
+    auto& k = sys.kernel();
+    if (auto text = k.find_symbol("_text"), end = k.find_symbol("_end"); text && end && addr >= *text && addr < *end) {
+        lldb::SBAddress a = target.ResolveLoadAddress(addr);
+        std::string section = a.GetSection().IsValid() && a.GetSection().GetName() ? a.GetSection().GetName() : "?";
+        std::string sym = symbol_with_module(target, addr);
+        return {"kernel", "vmlinux", section + (sym.empty() ? "" : ", " + sym)};
+    }
+    for (const auto& t : sys.threads())
+        if (t.stack_base && addr >= t.stack_base && addr - t.stack_base < t.stack_size)
+            return {"stack", "task " + std::to_string(t.id) + " (" + t.name + ")",
+                    "offset " + hex_addr(addr - t.stack_base) + " of its " + std::to_string(t.stack_size / 1024) +
+                        " KiB stack (" + hex_addr(t.stack_base + t.stack_size - addr) + " below the top)"};
+    for (const auto& st : s.unwinder().cpu_stacks())
+        if (st.contains(addr, 1))
+            return {"cpu stack", "CPU " + std::to_string(st.cpu) + " " + st.name + " stack",
+                    "offset " + hex_addr(addr - st.base)};
+    for (const auto& t : sys.threads())
+        if (addr >= t.task && addr - t.task < 0x4000)
+            if (auto size = k.types().size("task_struct"); size && addr - t.task < *size)
+                return {"task_struct", "task " + std::to_string(t.id) + " (" + t.name + ")",
+                        "offset " + hex_addr(addr - t.task) + " in its task_struct"};
+    const uint64_t direct = k.read_u64(k.symbol("page_offset_base")).value_or(0);
+    if (direct && addr >= direct)
+        for (const auto& [a, b] : sys.dump().memory_ranges())
+            if (addr - direct >= a && addr - direct < b)
+                return {"direct map", "physical memory",
+                        "physical address " + hex_addr(addr - direct) +
+                            " (slab caches and page owners are not named by this version)"};
+    return {"unknown", "", "not in a module, the kernel image, a stack or the direct map"};
+}
+
+void whatis(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
+    if (args.positional.size() != 1) throw Error("usage: kmod whatis ADDR [--json]");
+    uint64_t addr = 0;
+    try {
+        size_t used = 0;
+        addr = std::stoull(args.positional[0], &used, 0);
+        if (used != args.positional[0].size()) throw std::invalid_argument("trailing");
+    } catch (const std::exception&) {
+        throw Error("not an address: " + args.positional[0]);
+    }
+    lldb::SBTarget target = dbg.GetSelectedTarget();
+    Session& s = Session::of(target);
+    WhatIs w = classify(s, target, addr);
+    if (args.flag("--json")) {
+        Json j;
+        j.begin_object().field_addr("address", addr).field("kind", w.kind).field("owner", w.owner).field("detail", w.detail).end_object();
+        out = j.str() + "\n";
+        return;
+    }
+    out = hex_addr(addr) + ": " + w.kind + (w.owner.empty() ? "" : " " + w.owner) + (w.detail.empty() ? "" : " -- " + w.detail) + "\n";
+}
+
+}  // namespace
+
+void register_whatis(lldb::SBCommand& kmod) {
+    add_command(kmod, {"whatis", "What a kernel address is: module, kernel symbol, stack, memory.",
+                       "kmod whatis ADDR [--json]\n"
+                       "  module (range, section symbol), kernel image (section, symbol), a task's stack,\n"
+                       "  a CPU's IRQ or exception stack, a task_struct, or direct-mapped memory",
+                       {"--json"}, {}, whatis});
+}
+
+}  // namespace kq
