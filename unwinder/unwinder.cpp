@@ -1,6 +1,7 @@
 #include "unwinder/unwinder.h"
 
 #include <algorithm>
+#include <charconv>
 #include <cstring>
 #include <unordered_map>
 
@@ -14,10 +15,10 @@ constexpr uint64_t kPage = 4096;
 // x86-64 kernel addresses are in the upper canonical half.
 bool is_kernel_address(uint64_t a) { return (a >> 47) == 0x1ffff; }
 
-std::string hex(uint64_t v) {
-    char b[24];
-    snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
-    return b;
+std::string hex(uint64_t v) {  // as printf's %#llx, without printf (each unwind's stop text)
+    if (!v) return "0";
+    char b[24] = {'0', 'x'};
+    return std::string(b, std::to_chars(b + 2, b + sizeof b, v, 16).ptr);
 }
 
 Confidence cap(Confidence c, Confidence limit) { return std::min(c, limit); }
@@ -85,7 +86,10 @@ std::optional<CfiRow> Unwinder::cfi_row(uint64_t pc) {
 
 std::optional<CallSite> Unwinder::validate_return_address(uint64_t w) {
     if (!is_kernel_address(w) || (!map_.is_text(w) && !orc_.covers(w))) return std::nullopt;
-    return call_ending_at(dis_, code_, w, &map_);
+    if (auto it = calls_.find(w); it != calls_.end()) return it->second;
+    // Bounded: scans of many stacks see many distinct text words.
+    if (calls_.size() >= (1u << 20)) calls_.clear();
+    return calls_[w] = call_ending_at(dis_, code_, w, &map_);
 }
 
 ReturnCheck Unwinder::check_return_address(uint64_t w, uint64_t callee_pc) {

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kernel/kernel.h"
@@ -153,6 +154,9 @@ private:
     std::optional<CfiRow> cfi_row(uint64_t pc);
     Disassembler dis_{false};
     PrologueAnalyzer prologue_;
+    // validate_return_address by address: code and map never change, and
+    // the same return addresses recur on most stacks.
+    std::unordered_map<uint64_t, std::optional<CallSite>> calls_;
 };
 
 }  // namespace kq
