@@ -1,10 +1,11 @@
 #include "unwinder/dwarf_cfi.h"
 
-#include <libdwarf.h>
+#include <libdwarf/libdwarf.h>
 
 #include <algorithm>
 #include <vector>
 
+#include "symbols/dwarf_object.h"
 #include "vmcore/memory_source.h"
 
 namespace kq {
@@ -12,20 +13,14 @@ namespace {
 
 class LibdwarfCfi : public DwarfCfi {
 public:
-    LibdwarfCfi(const std::string& path, uint64_t slide) : slide_(slide) {
+    LibdwarfCfi(const std::string& path, uint64_t slide) : slide_(slide), obj_(path) {
         Dwarf_Error err = nullptr;
-        int res = dwarf_init_path(path.c_str(), nullptr, 0, 0 /* read */, DW_GROUPNUMBER_ANY, nullptr, nullptr, &dbg_,
-                                  nullptr,
-                                  0, nullptr, &err);
-        if (res != DW_DLV_OK) {
-            std::string why = res == DW_DLV_ERROR && err ? dwarf_errmsg(err) : "no DWARF";
-            if (err) dwarf_dealloc_error(nullptr, err);
-            throw Error(path + ": cannot read DWARF: " + why);
-        }
+        obj_.open();
+        dbg_ = obj_.dbg();
         // Registers no rule mentions keep their value (callee-saved rbp in
         // functions that never touch it).
         dwarf_set_frame_rule_initial_value(dbg_, DW_FRAME_SAME_VAL);
-        res = dwarf_get_fde_list(dbg_, &cies_, &ncies_, &fdes_, &nfdes_, &err);
+        int res = dwarf_get_fde_list(dbg_, &cies_, &ncies_, &fdes_, &nfdes_, &err);
         section_ = ".debug_frame";
         if (res != DW_DLV_OK) {
             if (err) dwarf_dealloc_error(dbg_, err), err = nullptr;
@@ -34,7 +29,6 @@ public:
         }
         if (res != DW_DLV_OK) {
             if (err) dwarf_dealloc_error(dbg_, err);
-            dwarf_finish(dbg_, nullptr);
             throw Error(path + " has no call frame information (.debug_frame, .eh_frame)");
         }
         // Our own index of FDE ranges, sorted, for covers() and the lookup.
@@ -54,7 +48,6 @@ public:
     ~LibdwarfCfi() override {
         if (dbg_) {
             if (fdes_ || cies_) dwarf_fde_cie_list_dealloc(dbg_, cies_, ncies_, fdes_, nfdes_);
-            dwarf_finish(dbg_, nullptr);
         }
     }
 
@@ -121,6 +114,7 @@ private:
     }
 
     uint64_t slide_;
+    DwarfObject obj_;  // first: finished after the FDE lists are freed
     Dwarf_Debug dbg_ = nullptr;
     Dwarf_Cie* cies_ = nullptr;
     Dwarf_Fde* fdes_ = nullptr;
