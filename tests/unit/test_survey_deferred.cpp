@@ -23,6 +23,7 @@
 #include "kernel/linux/linux_system.h"
 #include "kernel/linux/providers.h"
 #include "kernel/list_walk.h"
+#include "lab_system.h"
 #include "symbols/elf_image.h"
 
 using namespace kq;
@@ -31,48 +32,16 @@ namespace {
 
 using Provider = void (*)(const SurveyContext&, Survey&);
 
-struct Lab {
-    std::string dumps, vmlinux;
-    bool present() const { return !dumps.empty() && !vmlinux.empty(); }
-};
+using test::lab;
 
-const Lab& lab() {
-    static const Lab l = [] {
-        Lab r;
-        const char* d = std::getenv("KQ_DUMPS");
-        const char* v = std::getenv("KQ_VMLINUX");
-        if (d && v && std::filesystem::exists(std::string(d) + "/kaslr.elf") && std::filesystem::exists(v))
-            r = {d, v};
-        return r;
-    }();
-    return l;
-}
+using test::lab_system;
 
-// One LinuxSystem per dump file for the whole test program.
-LinuxSystem& lab_system(const std::string& file) {
-    static std::map<std::string, std::unique_ptr<LinuxSystem>> systems;
-    std::unique_ptr<LinuxSystem>& sys = systems[file];
-    if (!sys) {
-        OpenOptions opts;
-        opts.modules_dirs.push_back(lab().dumps + "/modules");
-        sys = LinuxSystem::open_dump(lab().vmlinux, lab().dumps + "/" + file, opts);
-    }
-    return *sys;
-}
-
-// Where module `mod` has its symbol `name` at run time.
 uint64_t address_in(const LinuxSystem& sys, const std::string& mod, const std::string& name) {
-    const Module* m = sys.module(mod);
-    if (!m || m->ko_path.empty()) return 0;
-    auto ko = ElfImage::open(m->ko_path);
-    const ElfSymbol* sym = ko->symbol(name);
-    if (!sym) return 0;
-    std::string section;
-    for (const auto& s : ko->sections())
-        if (s.index == sym->shndx) section = s.name;
-    for (const auto& ms : m->sections)
-        if (ms.name == section) return ms.addr + sym->value;
-    return 0;
+    try {
+        return test::module_symbol(sys, mod, name);
+    } catch (const std::runtime_error&) {
+        return 0;
+    }
 }
 
 struct Outcome {

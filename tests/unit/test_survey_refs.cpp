@@ -22,43 +22,18 @@
 #include "inuse/report.h"
 #include "kernel/linux/linux_system.h"
 #include "kernel/linux/providers.h"
+#include "lab_system.h"
 #include "symbols/elf_image.h"
 
 using namespace kq;
 
 namespace {
 
-std::string dumps_dir() {
-    const char* d = std::getenv("KQ_DUMPS");
-    const char* v = std::getenv("KQ_VMLINUX");
-    if (!d || !*d || !v || !*v || !std::filesystem::exists(std::string(d) + "/kaslr.elf")) return {};
-    return d;
-}
+using test::lab_system;
+using test::module_symbol;
 
-// Each dump is opened once for all tests.
-LinuxSystem& open_system(const std::string& file) {
-    static std::map<std::string, std::unique_ptr<LinuxSystem>> open;
-    auto& s = open[file];
-    if (!s) {
-        OpenOptions opts;
-        opts.modules_dirs = {dumps_dir() + "/modules"};
-        s = LinuxSystem::open_dump(std::getenv("KQ_VMLINUX"), dumps_dir() + "/" + file, opts);
-    }
-    return *s;
-}
-
-// Runtime address of a symbol of a module's .ko; throws if there is none.
-uint64_t module_symbol(const LinuxSystem& sys, const std::string& module, const std::string& name) {
-    const Module* m = sys.module(module);
-    if (!m) throw std::runtime_error("module not loaded: " + module);
-    auto ko = ElfImage::open(m->ko_path);
-    if (const ElfSymbol* s = ko->symbol(name))
-        for (const auto& sec : ko->sections())
-            if (sec.index == s->shndx)
-                for (const auto& ms : m->sections)
-                    if (ms.name == sec.name) return ms.addr + s->value;
-    throw std::runtime_error("no symbol " + name + " in " + module);
-}
+std::string dumps_dir() { return test::lab().dumps; }
+LinuxSystem& open_system(const std::string& file) { return lab_system(file); }
 
 const Thread& thread_named(const LinuxSystem& sys, const std::string& name) {
     for (const auto& t : sys.threads())

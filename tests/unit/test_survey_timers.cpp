@@ -19,56 +19,22 @@
 #include "kernel/linux/providers.h"
 #include "kernel/list_walk.h"
 #include "memory_fixture.h"
+#include "lab_system.h"
 #include "symbols/elf_image.h"
 
 using namespace kq;
 
 namespace {
 
-std::string dumps_dir() {
-    const char* d = std::getenv("KQ_DUMPS");
-    if (!d || !*d || !std::filesystem::exists(std::string(d) + "/kaslr.elf")) return {};
-    return d;
-}
+std::string dumps_dir() { return test::lab().dumps; }
+std::string vmlinux_path() { return test::lab().vmlinux; }
 
-std::string vmlinux_path() {
-    const char* p = std::getenv("KQ_VMLINUX");
-    if (!p || !*p || !std::filesystem::exists(p)) return {};
-    return p;
-}
+#define NEED_DUMPS() KQ_NEED_LAB()
 
-#define NEED_DUMPS()                                                                            \
-    if (dumps_dir().empty()) GTEST_SKIP() << "set KQ_DUMPS to the lab's dump set to run this test"; \
-    if (vmlinux_path().empty()) GTEST_SKIP() << "set KQ_VMLINUX"
+LinuxSystem& open_system(const std::string& name) { return test::lab_system(name); }
 
-// Each dump opened once for all tests.
-LinuxSystem& open_system(const std::string& name) {
-    static std::map<std::string, std::unique_ptr<LinuxSystem>> systems;
-    auto& s = systems[name];
-    if (!s) {
-        OpenOptions o;
-        o.modules_dirs = {dumps_dir() + "/modules"};
-        s = LinuxSystem::open_dump(vmlinux_path(), dumps_dir() + "/" + name, o);
-    }
-    return *s;
-}
-
-// Runtime address of a symbol of module `mod`: its value in the .ko plus the
-// address the kernel gave that symbol's section.
 uint64_t ko_symbol(const LinuxSystem& sys, const std::string& mod, const std::string& name) {
-    const Module* m = sys.module(mod);
-    if (!m) throw std::runtime_error("module " + mod + " not loaded in the dump");
-    if (m->ko_path.empty()) throw std::runtime_error("no .ko found for " + mod);
-    auto ko = ElfImage::open(m->ko_path);
-    const ElfSymbol* s = ko->symbol(name);
-    if (!s) throw std::runtime_error(name + " not in " + m->ko_path);
-    for (const auto& sec : ko->sections()) {
-        if (sec.index != s->shndx) continue;
-        for (const auto& ms : m->sections)
-            if (ms.name == sec.name) return ms.addr + s->value;
-        throw std::runtime_error(mod + " has no section " + sec.name);
-    }
-    throw std::runtime_error(name + ": no section " + std::to_string(s->shndx) + " in " + m->ko_path);
+    return test::module_symbol(sys, mod, name);
 }
 
 struct ProviderRun {
