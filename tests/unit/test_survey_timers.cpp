@@ -26,8 +26,6 @@ using namespace kq;
 
 namespace {
 
-std::string dumps_dir() { return test::lab().dumps; }
-std::string vmlinux_path() { return test::lab().vmlinux; }
 
 #define NEED_DUMPS() KQ_NEED_LAB()
 
