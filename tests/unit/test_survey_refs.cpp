@@ -2,7 +2,8 @@
 // dumps ($KQ_DUMPS with kaslr.elf and nokaslr.elf, $KQ_VMLINUX): each
 // scenario module's own reference is found (kq_sleep's wait queue,
 // kq_mutex's mutex, kq_rwsem's rw_semaphore, kq_notifier's reboot notifier,
-// kq_chardev's open file), coverage is complete (each provider's time is printed). Then the same dump read through corrupted memory: every provider
+// kq_chardev's open file) and coverage is complete (each provider's time
+// is printed). Then the same dump read through corrupted memory: every provider
 // stops on its bad list and says so in its coverage, without hanging.
 // Skipped without KQ_DUMPS.
 #include <gtest/gtest.h>
