@@ -37,24 +37,11 @@
 #include <unordered_set>
 
 #include "kernel/linux/providers.h"
+#include "kernel/linux/stack_wait.h"
 #include "symbols/elf_image.h"
 
 namespace kq {
 
-// Defined in waitqueue.cpp: tasks' stack-resident waiters.
-namespace stack_wait {
-std::string task_label(const Thread& t);
-bool is_sleeping(const Thread& t);
-std::optional<std::vector<uint64_t>> stack_waiters(MemorySource& mem, const Thread& t, uint64_t task_off,
-                                                   uint64_t list_off);
-uint64_t ring_head(MemorySource& mem, uint64_t node, const std::function<bool(uint64_t)>& is_entry,
-                   std::vector<uint64_t>& entries, std::string& problem);
-std::function<bool(uint64_t)> on_own_stack(MemorySource& mem, const std::vector<Thread>& threads, uint64_t task_off,
-                                           uint64_t list_off);
-Range kernel_text(const LinuxKernel& k);
-Coverage stack_coverage(const char* provider, const std::string& covered, const std::vector<std::string>& unreadable,
-                        const std::string& what, const std::vector<std::string>& unresolved);
-}  // namespace stack_wait
 
 namespace {
 

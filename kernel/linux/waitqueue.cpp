@@ -38,6 +38,7 @@
 #include <unordered_set>
 
 #include "kernel/linux/providers.h"
+#include "kernel/linux/stack_wait.h"
 
 namespace kq {
 
