@@ -197,6 +197,9 @@ DumpProbe probe_elf(int fd, const std::string& display, uint64_t size, const uin
             if (end > size) len = p.p_offset < size ? size - p.p_offset : 0;
             uint64_t pend;
             if (len && !add_overflows(p.p_paddr, len, &pend)) r.phys_ranges.emplace_back(p.p_paddr, pend);
+            const uint64_t in_file = std::min<uint64_t>(p.p_filesz, p.p_offset < size ? size - p.p_offset : 0);
+            if (in_file && !add_overflows(p.p_paddr, in_file, &pend))
+                r.file_segments.push_back({p.p_paddr, p.p_offset, in_file});
             continue;
         }
         note_total += p.p_filesz;
@@ -216,8 +219,12 @@ DumpProbe probe_elf(int fd, const std::string& display, uint64_t size, const uin
     r.needed_size = needed;
 
     // Several segments at physical 0 mean p_paddr is not filled in: no map.
-    if (std::count_if(r.phys_ranges.begin(), r.phys_ranges.end(), [](auto& x) { return x.first == 0; }) > 1)
+    if (std::count_if(r.phys_ranges.begin(), r.phys_ranges.end(), [](auto& x) { return x.first == 0; }) > 1) {
         r.phys_ranges.clear();
+        r.file_segments.clear();
+    }
+    std::sort(r.file_segments.begin(), r.file_segments.end(),
+              [](const auto& a, const auto& b) { return a.paddr < b.paddr; });
     std::sort(r.phys_ranges.begin(), r.phys_ranges.end());
     std::vector<std::pair<uint64_t, uint64_t>> merged;
     for (const auto& x : r.phys_ranges) {

@@ -24,6 +24,12 @@ struct DumpProbe {
     // ELF: physical memory the PT_LOAD segments hold in the file (cut at its
     // end), sorted, merged [start, end). Empty: no such map.
     std::vector<std::pair<uint64_t, uint64_t>> phys_ranges;
+    // ELF: where each PT_LOAD's bytes lie in the file (what the file holds
+    // of p_filesz), sorted by physical address; empty with phys_ranges.
+    struct FileSegment {
+        uint64_t paddr = 0, offset = 0, size = 0;
+    };
+    std::vector<FileSegment> file_segments;
     // Truncated kdump-compressed: physical pages whose data lies beyond the
     // end of the file, sorted, merged [start, end).
     std::vector<std::pair<uint64_t, uint64_t>> missing_ranges;

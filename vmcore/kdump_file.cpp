@@ -70,6 +70,7 @@ KdumpFile::KdumpFile(UniqueFd fd, const DumpProbe& probe, std::string display, s
                      const DumpOptions& opts)
     : fd_(std::move(fd)),
       phys_ranges_(probe.phys_ranges),
+      file_segments_(probe.file_segments),
       missing_ranges_(probe.missing_ranges),
       display_(std::move(display)),
       format_(std::move(format)) {
@@ -357,6 +358,17 @@ size_t KdumpFile::read_phys_direct(uint64_t paddr, uint8_t* buf, size_t len) {
         }
     }
     if (phys_ranges_.empty()) return kdump_read_space(phys_space_, paddr, buf, len);
+    // ELF: a read inside one segment's file bytes is one pread (bulk reads of
+    // memory scans); anything else goes through libkdumpfile.
+    if (!file_segments_.empty()) {
+        auto seg = std::upper_bound(file_segments_.begin(), file_segments_.end(), paddr,
+                                    [](uint64_t a, const DumpProbe::FileSegment& f) { return a < f.paddr; });
+        if (seg != file_segments_.begin()) {
+            --seg;
+            if (paddr - seg->paddr < seg->size && seg->size - (paddr - seg->paddr) >= len)
+                return pread_full(fd_.get(), buf, len, seg->offset + (paddr - seg->paddr));
+        }
+    }
     // Only what the ELF segments hold: from the first range ending after paddr.
     size_t done = 0;
     auto it = std::upper_bound(phys_ranges_.begin(), phys_ranges_.end(), paddr,

@@ -83,6 +83,7 @@ private:
     // ELF: physical memory the file holds (libkdumpfile reads holes between
     // segments as zeros; they must read as absent).
     std::vector<std::pair<uint64_t, uint64_t>> phys_ranges_;
+    std::vector<DumpProbe::FileSegment> file_segments_;  // ELF: read with pread, not through libkdumpfile
     // Truncated kdump-compressed: pages whose data is cut off.
     std::vector<std::pair<uint64_t, uint64_t>> missing_ranges_;
     std::string display_;
