@@ -25,8 +25,6 @@ const char* to_string(Verdict v) {
 
 namespace {
 
-std::string task_name(const Thread& t) { return "task " + std::to_string(t.id) + " (" + t.name + ")"; }
-
 void thread_evidence(const InuseInput& in, Report& r) {
     const Module& m = *in.module;
     size_t complete = 0, scanned = 0;
@@ -40,7 +38,7 @@ void thread_evidence(const InuseInput& in, Report& r) {
             Evidence e;
             e.kind = i == 0 ? "thread_pc" : "thread_frame";
             e.severity = Severity::blocking;
-            e.subject = task_name(t);
+            e.subject = task_label(t);
             e.address = f.pc;
             e.symbol = in.symbolize ? in.symbolize(f.lookup_pc()) : "";
             e.detail = i == 0 ? std::string(t.on_cpu ? "running in the module" : "its saved pc is in the module")
@@ -55,7 +53,7 @@ void thread_evidence(const InuseInput& in, Report& r) {
             Evidence e;
             e.kind = "stack_word";
             e.severity = Severity::advisory;
-            e.subject = task_name(t);
+            e.subject = task_label(t);
             e.address = ra;
             e.symbol = in.symbolize ? in.symbolize(ra - 1) : "";
             e.detail = "a return address on its stack outside the unwound frames";

@@ -23,6 +23,9 @@ struct Thread {
     uint64_t stack_size = 0;
 };
 
+// "task 109 (kq_sleep)": how reports name a thread.
+inline std::string task_label(const Thread& t) { return "task " + std::to_string(t.id) + " (" + t.name + ")"; }
+
 struct ModuleSection {
     std::string name;  // ".text", ".data", ".bss", ".rodata.str1.1" ...
     uint64_t addr = 0;

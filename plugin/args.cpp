@@ -1,5 +1,7 @@
 #include "plugin/args.h"
 
+#include <charconv>
+
 #include "vmcore/memory_source.h"
 
 namespace kq {
@@ -33,6 +35,16 @@ Args parse_args(char** argv, const std::set<std::string>& known_flags,
         }
     }
     return a;
+}
+
+std::optional<uint64_t> parse_number(const std::string& word) {
+    std::string_view s = word;
+    int base = 10;
+    if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) s.remove_prefix(2), base = 16;
+    uint64_t v = 0;
+    auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, base);
+    if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+    return v;
 }
 
 }  // namespace kq

@@ -1,7 +1,9 @@
 // Command-line words of a `kmod` subcommand: flags, options with values,
 // positionals.
 #pragma once
+#include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -24,6 +26,9 @@ struct Args {
         return it == values.end() ? none : it->second;
     }
 };
+
+// A whole word as an unsigned number: decimal, or hex with 0x.
+std::optional<uint64_t> parse_number(const std::string& word);
 
 // `with_value` names the options that take a value ("--modules-dir").
 // Throws kq::Error on an unknown option or a missing value.

@@ -10,14 +10,9 @@ namespace {
 const Thread& pick(const LinuxSystem& sys, lldb::SBTarget& target, const Args& args) {
     int64_t tid = -1;
     if (!args.positional.empty()) {
-        try {
-            size_t used = 0;
-            tid = std::stoll(args.positional[0], &used, 0);
-            if (used != args.positional[0].size()) tid = -1;
-        } catch (const std::exception&) {
-            tid = -1;
-        }
-        if (tid < 0) throw Error("not a thread id: " + args.positional[0]);
+        auto n = parse_number(args.positional[0]);
+        if (!n || *n > uint64_t(INT64_MAX)) throw Error("not a thread id: " + args.positional[0]);
+        tid = static_cast<int64_t>(*n);
     } else {
         lldb::SBThread th = target.GetProcess().GetSelectedThread();
         if (!th.IsValid()) throw Error("no thread selected: give a thread id (kmod bt TID)");

@@ -13,17 +13,6 @@ namespace {
 
 constexpr const char* kSchema = "kquiesce.inuse/1";
 
-// "kq_sleep_wait+0x40" from LLDB's view of vmlinux and the loaded .ko files.
-std::string symbolize(lldb::SBTarget& target, uint64_t addr) {
-    lldb::SBAddress a = target.ResolveLoadAddress(addr);
-    lldb::SBSymbol sym = a.GetSymbol();
-    if (!sym.IsValid() || !sym.GetName()) return {};
-    const uint64_t start = sym.GetStartAddress().GetLoadAddress(target);
-    std::string s = sym.GetName();
-    if (start != LLDB_INVALID_ADDRESS && start <= addr && addr != start) s += "+" + hex_addr(addr - start);
-    return s;
-}
-
 // The raw scan's hits as advisory evidence: named one by one when kernel
 // data holds them, counted per kind of container otherwise (`kmod refs`
 // lists them all).
@@ -146,7 +135,7 @@ void inuse(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     }
     in.survey = survey_linux({sys.kernel(), sys.threads(), sys.modules()},
                              [&](const std::string& p) { say("reading " + p); });
-    in.symbolize = [&](uint64_t a) { return symbolize(target, a); };
+    in.symbolize = [&](uint64_t a) { return symbol_at(target, a, false); };
     Report r = analyze(in);
     if (args.flag("--no-scan")) r.coverage.push_back({"memory reference scan", "nothing", false, "skipped (--no-scan)"});
     else add_memory_refs(s, target, *m, say, r);

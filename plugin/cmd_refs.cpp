@@ -17,7 +17,11 @@ void refs(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     Session& s = Session::of(target);
     const Module& m = s.module(args.positional[0]);
     size_t max_hits = 100000;
-    if (auto mx = args.value("--max"); !mx.empty()) max_hits = std::stoull(mx);
+    if (auto mx = args.value("--max"); !mx.empty()) {
+        auto n = parse_number(mx);
+        if (!n) throw Error("--max wants a number: " + mx);
+        max_hits = *n;
+    }
     ModuleRefs found = find_module_refs(s, target, m, max_hits, [&](const std::string& line) {
         if (!args.flag("--quiet")) progress(dbg, line);
     });

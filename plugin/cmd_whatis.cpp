@@ -18,7 +18,7 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
     for (const auto& m : sys.modules())
         for (const auto& r : m.ranges)
             if (r.contains(addr)) {
-                std::string sym = symbol_with_module(target, addr);
+                std::string sym = symbol_at(target, addr, true);
                 return {"module", m.name, r.what + (sym.empty() ? "" : ", " + sym) + ", offset " +
                                               hex_addr(addr - r.start) + " in the range"};
             }
@@ -26,12 +26,12 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
     if (auto text = k.find_symbol("_text"), end = k.find_symbol("_end"); text && end && addr >= *text && addr < *end) {
         lldb::SBAddress a = target.ResolveLoadAddress(addr);
         std::string section = a.GetSection().IsValid() && a.GetSection().GetName() ? a.GetSection().GetName() : "?";
-        std::string sym = symbol_with_module(target, addr);
+        std::string sym = symbol_at(target, addr, true);
         return {"kernel", "vmlinux", section + (sym.empty() ? "" : ", " + sym)};
     }
     for (const auto& t : sys.threads())
         if (t.stack_base && addr >= t.stack_base && addr - t.stack_base < t.stack_size)
-            return {"stack", "task " + std::to_string(t.id) + " (" + t.name + ")",
+            return {"stack", task_label(t),
                     "offset " + hex_addr(addr - t.stack_base) + " of its " + std::to_string(t.stack_size / 1024) +
                         " KiB stack (" + hex_addr(t.stack_base + t.stack_size - addr) + " below the top)"};
     for (const auto& st : s.unwinder().cpu_stacks())
@@ -41,9 +41,9 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
     for (const auto& t : sys.threads())
         if (addr >= t.task && addr - t.task < 0x4000)
             if (auto size = k.types().size("task_struct"); size && addr - t.task < *size)
-                return {"task_struct", "task " + std::to_string(t.id) + " (" + t.name + ")",
+                return {"task_struct", task_label(t),
                         "offset " + hex_addr(addr - t.task) + " in its task_struct"};
-    const uint64_t direct = k.read_u64(k.symbol("page_offset_base")).value_or(0);
+    const uint64_t direct = k.direct_map_base();
     if (direct && addr >= direct)
         for (const auto& [a, b] : sys.dump().memory_ranges())
             if (addr - direct >= a && addr - direct < b)
@@ -55,14 +55,9 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
 
 void whatis(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (args.positional.size() != 1) throw Error("usage: kmod whatis ADDR [--json]");
-    uint64_t addr = 0;
-    try {
-        size_t used = 0;
-        addr = std::stoull(args.positional[0], &used, 0);
-        if (used != args.positional[0].size()) throw std::invalid_argument("trailing");
-    } catch (const std::exception&) {
-        throw Error("not an address: " + args.positional[0]);
-    }
+    const auto n = parse_number(args.positional[0]);
+    if (!n) throw Error("not an address: " + args.positional[0]);
+    const uint64_t addr = *n;
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
     WhatIs w = classify(s, target, addr);

@@ -16,7 +16,7 @@ struct Owner {
 
 }  // namespace
 
-std::string symbol_with_module(lldb::SBTarget& target, uint64_t addr) {
+std::string symbol_at(lldb::SBTarget& target, uint64_t addr, bool with_module) {
     lldb::SBAddress a = target.ResolveLoadAddress(addr);
     lldb::SBSymbol sym = a.GetSymbol();
     if (!sym.IsValid() || !sym.GetName()) return {};
@@ -24,7 +24,7 @@ std::string symbol_with_module(lldb::SBTarget& target, uint64_t addr) {
     std::string s = sym.GetName();
     if (start != LLDB_INVALID_ADDRESS && start < addr) s += "+" + hex_addr(addr - start);
     lldb::SBModule mod = a.GetModule();
-    if (mod.IsValid() && mod.GetFileSpec().GetFilename()) {
+    if (with_module && mod.IsValid() && mod.GetFileSpec().GetFilename()) {
         std::string f = mod.GetFileSpec().GetFilename();
         if (f.size() > 3 && f.ends_with(".ko")) s = f.substr(0, f.size() - 3) + "`" + s;
     }
@@ -63,13 +63,13 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
     for (const auto& t : sys.threads())
         if (t.stack_base && t.stack_size <= (1u << 20))
             pages(t.stack_base, t.stack_size, [&](uint64_t pfn, uint64_t v) {
-                owners[pfn] = {"stack", "task " + std::to_string(t.id) + " (" + t.name + ")", v};
+                owners[pfn] = {"stack", task_label(t), v};
             });
 
     // The kernel image is physically contiguous from _text to _end.
     const uint64_t text = sys.kernel().symbol("_text"), end = sys.kernel().symbol("_end");
     const auto text_pa = dump.to_phys(text);
-    const uint64_t direct_map = sys.kernel().read_u64(sys.kernel().symbol("page_offset_base")).value_or(0);
+    const uint64_t direct_map = sys.kernel().direct_map_base();
 
     if (say)
         req.progress = [&](uint64_t done, uint64_t total) {
@@ -84,17 +84,17 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
         if (text_pa && h.phys >= *text_pa && h.phys < *text_pa + (end - text)) {
             r.vaddr = text + (h.phys - *text_pa);
             r.container = "kernel";
-            r.where = symbol_with_module(target, r.vaddr);
+            r.where = symbol_at(target, r.vaddr, true);
         } else if (auto it = owners.find(h.phys / page); it != owners.end()) {
             r.vaddr = it->second.vaddr + h.phys % page;
             r.container = it->second.kind;
-            r.where = it->second.kind == "module" ? symbol_with_module(target, r.vaddr) : it->second.name;
+            r.where = it->second.kind == "module" ? symbol_at(target, r.vaddr, true) : it->second.name;
             if (r.where.empty()) r.where = it->second.name;
         } else {
             r.vaddr = direct_map ? direct_map + h.phys : 0;
             r.container = "unknown";  // slab objects and page owners are not named yet
         }
-        r.points_to = symbol_with_module(target, h.value);
+        r.points_to = symbol_at(target, h.value, true);
         out.refs.push_back(std::move(r));
     }
     out.stats.hits.clear();

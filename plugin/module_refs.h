@@ -31,7 +31,9 @@ struct ModuleRefs {
 ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m, size_t max_hits,
                             const std::function<void(const std::string&)>& say);
 
-// "kq_notifier`kq_notifier_nb+0x8" from LLDB's symbols ("" if none).
-std::string symbol_with_module(lldb::SBTarget& target, uint64_t addr);
+// "kq_notifier_nb+0x8" from LLDB's symbols of vmlinux and the loaded .ko
+// files ("" if none); with_module prefixes a module's name
+// ("kq_notifier`kq_notifier_nb+0x8").
+std::string symbol_at(lldb::SBTarget& target, uint64_t addr, bool with_module);
 
 }  // namespace kq

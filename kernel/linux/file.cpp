@@ -79,7 +79,7 @@ private:
     void table(uint64_t files, const std::vector<const Thread*>& tasks) {
         const Thread& first = **std::min_element(tasks.begin(), tasks.end(),
                                                  [](const Thread* a, const Thread* b) { return a->id < b->id; });
-        std::string who = "task " + std::to_string(first.id) + " (" + first.name + ")";
+        std::string who = task_label(first);
         auto fdt = mem_.read_u64(files + L_.fdt);
         auto max = fdt ? mem_.read_as<uint32_t>(*fdt + L_.max_fds) : std::nullopt;
         auto fd = fdt ? mem_.read_u64(*fdt + L_.fd) : std::nullopt;

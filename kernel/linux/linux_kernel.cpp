@@ -59,6 +59,10 @@ void LinuxKernel::check_banner() const {
                     "\", memory holds \"" + (got.empty() ? std::string("<unreadable>") : trim(got)) + "\"");
 }
 
+uint64_t LinuxKernel::direct_map_base() const {
+    return read_u64(symbol("page_offset_base")).value_or(0);
+}
+
 int LinuxKernel::nr_cpus() const {
     if (nr_cpus_ < 0) {
         auto v = mem_.read_as<uint32_t>(symbol("nr_cpu_ids"));

@@ -43,6 +43,10 @@ public:
 
     // CPUs the kernel knows (nr_cpu_ids) and their per-CPU offsets.
     int nr_cpus() const;
+    // Where the direct map of physical memory starts (page_offset_base,
+    // randomized with KASLR); 0 if unreadable. Throws kq::Error without
+    // the symbol.
+    uint64_t direct_map_base() const;
     uint64_t per_cpu(std::string_view symbol_name, int cpu) const;
 
     std::optional<uint64_t> read_u64(uint64_t a) const { return mem_.read_u64(a); }

@@ -15,7 +15,6 @@
 namespace kq {
 
 namespace stack_wait {
-std::string task_label(const Thread& t);
 bool is_sleeping(const Thread& t);
 std::optional<std::vector<uint64_t>> stack_waiters(MemorySource& mem, const Thread& t, uint64_t task_off,
                                                    uint64_t list_off);

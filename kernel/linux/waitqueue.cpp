@@ -42,11 +42,8 @@
 
 namespace kq {
 
-// ---- stack-resident waiters, shared with lock.cpp (declared there) ----------
+// ---- stack-resident waiters, shared with lock.cpp (stack_wait.h) -----------
 namespace stack_wait {
-
-// "task 109 (kq_sleep)"
-std::string task_label(const Thread& t) { return "task " + std::to_string(t.id) + " (" + t.name + ")"; }
 
 // Off the CPU in a sleep: S, D or I (D with TASK_NOLOAD).
 bool is_sleeping(const Thread& t) { return t.state == "S" || t.state == "D" || t.state == "I"; }

@@ -41,8 +41,6 @@ const Thread& thread_named(const LinuxSystem& sys, const std::string& name) {
     throw std::runtime_error("no task named " + name);
 }
 
-std::string task_label(const Thread& t) { return "task " + std::to_string(t.id) + " (" + t.name + ")"; }
-
 struct Timed {
     Survey survey;
     double ms = 0;
