@@ -12,6 +12,7 @@
 #include "vmcore/dump_probe.h"
 #include "vmcore/file_util.h"
 #include "vmcore/flattened.h"
+#include "vmcore/freebsd_dump.h"
 #include "vmcore/kdump_file.h"
 
 namespace kq {
@@ -69,6 +70,7 @@ std::string converted_copy(int fd, const std::string& path, const DumpOptions& o
 std::unique_ptr<Dump> Dump::open(const std::string& path, const DumpOptions& opts) {
     if (path.empty()) throw Error("cannot open dump: no file name given");
     UniqueFd fd = open_file(path, path);
+    if (auto freebsd = open_freebsd_dump(fd, path, opts)) return freebsd;
     DumpProbe probe = probe_dump_fd(fd.get(), path);
 
     if (probe.kind == DumpKind::Flattened) {

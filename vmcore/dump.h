@@ -1,5 +1,6 @@
 // A kernel crash dump file: memory, VMCOREINFO and the CPUs' registers.
 #pragma once
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,12 +26,17 @@ struct DumpOptions {
     // Called with one line of progress/information for the user.
     void (*note)(void* ctx, const std::string& line) = nullptr;
     void* note_ctx = nullptr;
+    // The kernel image's symbol addresses by name. A FreeBSD full (ELF) dump
+    // does not say where the kernel's page tables are; its kernel does
+    // (KPML4phys, kernbase). Unset, such a dump translates no virtual address.
+    std::function<std::optional<uint64_t>(std::string_view name)> kernel_symbol;
 };
 
 class Dump : public MemorySource {
 public:
-    // Opens ELF vmcores and kdump-compressed files, and makedumpfile's
-    // flattened format (converted once into the cache). Throws kq::Error with
+    // Opens ELF vmcores and kdump-compressed files, makedumpfile's
+    // flattened format (converted once into the cache), and FreeBSD amd64
+    // minidumps and full dumps (vmcore/freebsd_*). Throws kq::Error with
     // one clear line for anything else (not a dump, unreadable, headers or
     // notes cut off). A dump cut off only inside its memory opens with a
     // note, truncated() set, and short reads where memory is missing.
