@@ -202,6 +202,10 @@ public:
                 unreadable_.push_back(task_label(t));
                 continue;
             }
+            // A wait_queue_entry has its func (text) just before its list node, so
+            // a node found both ways is a swait_queue whose task pointer happens to
+            // be spilled just below it too (rcu_gp_kthread's stack does this).
+            std::erase_if(*wq, [&](uint64_t n) { return std::find(sq->begin(), sq->end(), n) != sq->end(); });
             size_t before = queued_;
             for (uint64_t n : *wq) queue(t, n, waiter, L_.head, false);
             for (uint64_t n : *sq) queue(t, n, swaiter, L_.sqh_list, true);
