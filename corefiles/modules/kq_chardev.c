@@ -1,12 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * kq_chardev: a misc device /dev/kq_chardev whose file_operations are in
- * the module; the guest's init keeps it open in a process ("sleep 100000 <
- * /dev/kq_chardev"), which also holds a reference on the module (fops owner).
+ * kq_chardev: a misc device /dev/kq_chardev (/dev/kq_all in kq_all: it is
+ * named for the module) whose file_operations are in the module; the
+ * guest's init keeps it open in a process ("sleep 100000 < /dev/kq_chardev"),
+ * which also holds a reference on the module (fops owner).
  */
-#include <linux/module.h>
 #include <linux/miscdevice.h>
 #include <linux/fs.h>
+#include "kq_scenario.h"
 
 static int kq_chardev_open(struct inode *inode, struct file *file)
 {
@@ -27,21 +28,18 @@ static const struct file_operations kq_chardev_fops = {
 
 static struct miscdevice kq_chardev_dev = {
 	.minor = MISC_DYNAMIC_MINOR,
-	.name = "kq_chardev",
+	.name = KBUILD_MODNAME,
 	.fops = &kq_chardev_fops,
 };
 
-static int __init kq_chardev_init(void)
+static int kq_chardev_start(void)
 {
 	return misc_register(&kq_chardev_dev);
 }
 
-static void __exit kq_chardev_exit(void)
+static void kq_chardev_stop(void)
 {
 	misc_deregister(&kq_chardev_dev);
 }
 
-module_init(kq_chardev_init);
-module_exit(kq_chardev_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("kquiesce scenario: a character device held open by a process");
+KQ_SCENARIO(kq_chardev, "kquiesce scenario: a character device held open by a process");

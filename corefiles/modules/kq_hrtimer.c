@@ -3,19 +3,19 @@
  * kq_hrtimer: an hrtimer in the module's data, armed for 1000 s, whose
  * function kq_hrtimer_fn is module code.
  */
-#include <linux/module.h>
 #include <linux/hrtimer.h>
 #include <linux/ktime.h>
+#include "kq_scenario.h"
 
 static struct hrtimer kq_hrtimer_timer;
 
 static enum hrtimer_restart kq_hrtimer_fn(struct hrtimer *t)
 {
-	pr_info("kq_hrtimer: fired\n");
+	pr_info(KBUILD_MODNAME ": hrtimer fired\n");
 	return HRTIMER_NORESTART;
 }
 
-static int __init kq_hrtimer_init(void)
+static int kq_hrtimer_start(void)
 {
 	hrtimer_init(&kq_hrtimer_timer, CLOCK_MONOTONIC, HRTIMER_MODE_REL);
 	kq_hrtimer_timer.function = kq_hrtimer_fn;
@@ -23,12 +23,9 @@ static int __init kq_hrtimer_init(void)
 	return 0;
 }
 
-static void __exit kq_hrtimer_exit(void)
+static void kq_hrtimer_stop(void)
 {
 	hrtimer_cancel(&kq_hrtimer_timer);
 }
 
-module_init(kq_hrtimer_init);
-module_exit(kq_hrtimer_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("kquiesce scenario: a pending hrtimer calling into the module");
+KQ_SCENARIO(kq_hrtimer, "kquiesce scenario: a pending hrtimer calling into the module");

@@ -6,13 +6,12 @@
  * so a module frame sits *below* kernel frames: an unwinder that stops at
  * the first kernel frame, or only checks the PC, misses it.
  */
-#include <linux/module.h>
-#include <linux/init.h>
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/sort.h>
 #include <linux/wait.h>
 #include <linux/err.h>
+#include "kq_scenario.h"
 
 static DECLARE_WAIT_QUEUE_HEAD(kq_nested_wq);
 static struct task_struct *kq_nested_task;
@@ -53,22 +52,17 @@ static int kq_nested_thread(void *unused)
 	return 0;
 }
 
-static int __init kq_nested_init(void)
+static int kq_nested_start(void)
 {
 	kq_nested_task = kthread_run(kq_nested_thread, NULL, "kq_nested");
-	if (IS_ERR(kq_nested_task))
-		return PTR_ERR(kq_nested_task);
-	return 0;
+	return PTR_ERR_OR_ZERO(kq_nested_task);
 }
 
-static void __exit kq_nested_exit(void)
+static void kq_nested_stop(void)
 {
 	WRITE_ONCE(kq_nested_release, true);
 	wake_up_interruptible(&kq_nested_wq);
 	kthread_stop(kq_nested_task);
 }
 
-module_init(kq_nested_init);
-module_exit(kq_nested_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("kquiesce scenario: a module frame below kernel frames");
+KQ_SCENARIO(kq_nested, "kquiesce scenario: a module frame below kernel frames");

@@ -4,12 +4,11 @@
  * head that lives in the module (kq_sleep_wq). Both its stack and its wait
  * channel point into the module.
  */
-#include <linux/module.h>
-#include <linux/init.h>
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/wait.h>
 #include <linux/err.h>
+#include "kq_scenario.h"
 
 static DECLARE_WAIT_QUEUE_HEAD(kq_sleep_wq);
 static struct task_struct *kq_sleep_task;
@@ -29,22 +28,17 @@ static int kq_sleep_thread(void *unused)
 	return 0;
 }
 
-static int __init kq_sleep_init(void)
+static int kq_sleep_start(void)
 {
 	kq_sleep_task = kthread_run(kq_sleep_thread, NULL, "kq_sleep");
-	if (IS_ERR(kq_sleep_task))
-		return PTR_ERR(kq_sleep_task);
-	return 0;
+	return PTR_ERR_OR_ZERO(kq_sleep_task);
 }
 
-static void __exit kq_sleep_exit(void)
+static void kq_sleep_stop(void)
 {
 	WRITE_ONCE(kq_sleep_wakeup, true);
 	wake_up_interruptible(&kq_sleep_wq);
 	kthread_stop(kq_sleep_task);
 }
 
-module_init(kq_sleep_init);
-module_exit(kq_sleep_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("kquiesce scenario: a kthread asleep on a module wait queue");
+KQ_SCENARIO(kq_sleep, "kquiesce scenario: a kthread asleep on a module wait queue");

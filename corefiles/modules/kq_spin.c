@@ -4,11 +4,10 @@
  * (kq_spin_loop), so a dump catches a CPU whose PC is in the module.
  * It yields with cond_resched() so the (emulated) guest stays usable.
  */
-#include <linux/module.h>
-#include <linux/init.h>
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/err.h>
+#include "kq_scenario.h"
 
 static struct task_struct *kq_spin_task;
 /* Visible progress for a debugger; also keeps the loop from being optimised away. */
@@ -29,20 +28,15 @@ static int kq_spin_thread(void *unused)
 	return 0;
 }
 
-static int __init kq_spin_init(void)
+static int kq_spin_start(void)
 {
 	kq_spin_task = kthread_run(kq_spin_thread, NULL, "kq_spin");
-	if (IS_ERR(kq_spin_task))
-		return PTR_ERR(kq_spin_task);
-	return 0;
+	return PTR_ERR_OR_ZERO(kq_spin_task);
 }
 
-static void __exit kq_spin_exit(void)
+static void kq_spin_stop(void)
 {
 	kthread_stop(kq_spin_task);
 }
 
-module_init(kq_spin_init);
-module_exit(kq_spin_exit);
-MODULE_LICENSE("GPL");
-MODULE_DESCRIPTION("kquiesce scenario: a kthread running in module text");
+KQ_SCENARIO(kq_spin, "kquiesce scenario: a kthread running in module text");

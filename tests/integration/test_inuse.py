@@ -1,9 +1,11 @@
-"""kmod inuse on the lab's dump: every scenario module gives the evidence it
-was built to create, with the right symbol and severity, and the verdict
-follows from evidence and coverage. An expectation that depends on a kernel
-subsystem provider is checked when that provider reports complete coverage;
-while it reports a gap, the verdict must not be SAFE (and is UNKNOWN unless
-something blocking was found)."""
+"""kmod inuse on the lab's dumps: every scenario module gives the evidence it
+was built to create, with the right symbol and severity, and no blocking
+evidence that lies in another module; the verdict follows from evidence and
+coverage. An expectation that depends on a kernel subsystem provider is
+checked when that provider reports complete coverage; while it reports a gap,
+the verdict must not be SAFE (and is UNKNOWN unless something blocking was
+found). kaslr.elf holds the standard scenarios, deferred.elf those that stall a
+CPU or RCU (scripts/lab prepare's deferred guest)."""
 import os
 import sys
 
@@ -42,32 +44,69 @@ EXPECT = {
     "kq_dep_b": ([], "SAFE"),
 }
 
-path = dump("kaslr.elf")
-cmds = [core_command(path)] + [f"kmod inuse {m} --json --quiet" for m in EXPECT]
-out, text = lldb(cmds)
-for i, (mod, (expected, full_verdict)) in enumerate(EXPECT.items(), start=1):
-    r = json_of(out[i], f"{mod}: kmod inuse")
-    if r is None:
-        continue
-    check(r.get("schema") == "kquiesce.inuse/1" and r["module"] == mod, f"{mod}: schema and module")
-    covered = {c["provider"]: c["complete"] for c in r["coverage"]}
-    gaps = [c["provider"] for c in r["coverage"] if not c["complete"]]
-    for provider, kinds, severity, symbol in expected:
-        if provider is not None and not covered.get(provider, False):
+# deferred.elf: kq_tasklet's and kq_all's kthreads each keep a tasklet
+# scheduled by halting a CPU with bottom halves off; kq_rcu's and kq_all's
+# sleep inside an RCU read-side critical section after call_rcu().
+IRQ = [("irq handlers", ("irq_handler",), "blocking", "kq_irq_handler")]
+TASKLET = [("tasklets", ("tasklet",), "blocking", "kq_tasklet_fn"),
+           (None, ("thread_pc", "thread_frame"), "blocking", "kq_tasklet_hold")]
+RCU = [("rcu callbacks", ("rcu_callback",), "blocking", "kq_rcu_free_cb"),
+       (None, ("thread_frame",), "blocking", "kq_rcu_read"),
+       ("wait queues", ("wait_queue",), "blocking", "kq_rcu_wq")]
+DEFERRED_EXPECT = {
+    "kq_idle": ([], "SAFE"),
+    "kq_irq": (IRQ, "UNSAFE"),
+    "kq_tasklet": (TASKLET, "UNSAFE"),
+    "kq_rcu": (RCU, "UNSAFE"),
+    # Every condition at once, from the same sources (the chardev's device is /dev/kq_all).
+    "kq_all": ([e for m in ("kq_sleep", "kq_mutex", "kq_rwsem", "kq_timer", "kq_hrtimer", "kq_work",
+                            "kq_workrun", "kq_notifier", "kq_chardev")
+                for e in EXPECT[m][0] if e[1] != ("stack_word",)] + IRQ + TASKLET + RCU, "UNSAFE"),
+}
+
+
+def check_inuse(dump_name, expect):
+    """kmod inuse --json for every module of `expect` on one dump."""
+    path = dump(dump_name)
+    cmds = [core_command(path), "kmod list --json"] + [f"kmod inuse {m} --json --quiet" for m in expect]
+    out, _ = lldb(cmds)
+    modules = json_of(out[1], f"{dump_name}: kmod list") or []
+    ranges = {m["name"]: [(int(r["start"], 16), int(r["start"], 16) + r["size"]) for r in m["ranges"]]
+              for m in modules}
+    for i, (mod, (expected, full_verdict)) in enumerate(expect.items(), start=2):
+        what = f"{dump_name} {mod}"
+        r = json_of(out[i], f"{what}: kmod inuse")
+        if r is None:
             continue
-        hits = [e for e in r["evidence"] if e["kind"] in kinds and e["severity"] == severity
-                and e["symbol"].startswith(symbol)]
-        check(bool(hits), f"{mod}: {'/'.join(kinds)} {severity} {symbol or ''}".rstrip()
-              + ("" if hits else f" in {[(e['kind'], e['symbol']) for e in r['evidence']]}"))
-    if not expected:
-        check(not [e for e in r["evidence"] if e["severity"] != "advisory"],
-              f"{mod}: no blocking or refused evidence: {[(e['kind'], e['symbol']) for e in r['evidence']]}")
-    blocking = any(e["severity"] == "blocking" for e in r["evidence"])
-    if not gaps:
-        check(r["verdict"] == full_verdict, f"{mod}: verdict {r['verdict']} (expected {full_verdict})")
-    else:
-        want = "UNSAFE" if blocking else "UNKNOWN"
-        check(r["verdict"] == want, f"{mod}: verdict {r['verdict']} with gaps in {gaps} (expected {want})")
+        check(r.get("schema") == "kquiesce.inuse/1" and r["module"] == mod, f"{what}: schema and module")
+        covered = {c["provider"]: c["complete"] for c in r["coverage"]}
+        gaps = [c["provider"] for c in r["coverage"] if not c["complete"]]
+        for provider, kinds, severity, symbol in expected:
+            if provider is not None and not covered.get(provider, False):
+                continue
+            hits = [e for e in r["evidence"] if e["kind"] in kinds and e["severity"] == severity
+                    and e["symbol"].startswith(symbol)]
+            check(bool(hits), f"{what}: {'/'.join(kinds)} {severity} {symbol or ''}".rstrip()
+                  + ("" if hits else f" in {[(e['kind'], e['symbol']) for e in r['evidence']]}"))
+        if not expected:
+            check(not [e for e in r["evidence"] if e["severity"] != "advisory"],
+                  f"{what}: no blocking or refused evidence: {[(e['kind'], e['symbol']) for e in r['evidence']]}")
+        # Blocking evidence is an address in the module (the same symbols are
+        # in kq_all and the single scenarios: only the address tells them apart).
+        elsewhere = [(e["kind"], e["symbol"], e["subject"]) for e in r["evidence"] if e["severity"] == "blocking"
+                     and not any(lo <= int(e["address"], 16) < hi for lo, hi in ranges.get(mod, []))]
+        check(not elsewhere, f"{what}: blocking evidence lies in {mod}" + (f": not {elsewhere}" if elsewhere else ""))
+        blocking = any(e["severity"] == "blocking" for e in r["evidence"])
+        if not gaps:
+            check(r["verdict"] == full_verdict, f"{what}: verdict {r['verdict']} (expected {full_verdict})")
+        else:
+            want = "UNSAFE" if blocking else "UNKNOWN"
+            check(r["verdict"] == want, f"{what}: verdict {r['verdict']} with gaps in {gaps} (expected {want})")
+
+
+check_inuse("kaslr.elf", EXPECT)
+check_inuse("deferred.elf", DEFERRED_EXPECT)
+path = dump("kaslr.elf")
 
 # The raw reference scan: the reboot chain links kq_notifier's notifier block
 # from kernel data (the block before it in the chain, or the chain's head).
