@@ -1,6 +1,7 @@
 #include "plugin/session.h"
 
 #include <chrono>
+#include <future>
 #include <filesystem>
 #include <list>
 #include <thread>
@@ -43,25 +44,101 @@ void Session::close(lldb::SBTarget& target) {
         }
 }
 
+namespace {
+
+// The value of an LLDB setting, e.g. "true" for target.preload-symbols.
+std::string setting(lldb::SBDebugger& dbg, const char* name) {
+    lldb::SBStringList v = lldb::SBDebugger::GetInternalVariableValue(name, dbg.GetInstanceName());
+    return v.IsValid() && v.GetSize() ? v.GetStringAtIndex(0) : "";
+}
+
+// LLDB otherwise indexes all of vmlinux's DWARF (seconds, 1.5 GB) when the
+// file is added; symbols and line tables still load when first needed, the
+// name index when `expr` or a type lookup first asks.
+class NoPreload {
+public:
+    explicit NoPreload(lldb::SBDebugger& dbg) : dbg_(dbg), old_(setting(dbg, "target.preload-symbols")) {
+        lldb::SBDebugger::SetInternalVariable("target.preload-symbols", "false", dbg.GetInstanceName());
+    }
+    ~NoPreload() {
+        if (!old_.empty())
+            lldb::SBDebugger::SetInternalVariable("target.preload-symbols", old_.c_str(), dbg_.GetInstanceName());
+    }
+
+private:
+    lldb::SBDebugger& dbg_;
+    std::string old_;
+};
+
+// LLDB builds a name index of all of vmlinux's DWARF when it first looks
+// up a function by name, which it does while connecting (about 2-3 s and
+// 1 GB here). Its index cache keeps that index on disk per build id.
+// `kmod core` turns it on (its help says so).
+void use_index_cache(lldb::SBDebugger& dbg) {
+    lldb::SBDebugger::SetInternalVariable("symbols.enable-lldb-index-cache", "true", dbg.GetInstanceName());
+}
+
+}  // namespace
+
+std::string Session::default_vmlinux(const std::string& dump) {
+    auto d = Dump::open(dump);
+    auto rel = d->vmcoreinfo_value("OSRELEASE");
+    if (!rel) throw Error("dump has no VMCOREINFO to name its kernel: pass --vmlinux VMLINUX");
+    const std::string tries[] = {"/usr/lib/debug/boot/vmlinux-" + *rel, "/usr/lib/debug/lib/modules/" + *rel + "/vmlinux",
+                                 "/boot/vmlinux-" + *rel, "/lib/modules/" + *rel + "/build/vmlinux"};
+    std::error_code ec;
+    for (const auto& t : tries)
+        if (std::filesystem::exists(t, ec)) return t;
+    throw Error("no vmlinux with debug info for kernel " + *rel + " (looked for " + tries[0] + " and " + tries[1] +
+                "; on Debian: apt-get install linux-image-" + *rel + "-dbg): pass --vmlinux VMLINUX");
+}
+
 Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
-                            const OpenOptions& opts) {
-    if (!target.IsValid() || !target.GetExecutable().IsValid())
-        throw Error("no target: run 'target create VMLINUX' first (the vmlinux with debug info of the dumped kernel)");
-    if (target.GetProcess().IsValid() && target.GetProcess().GetState() != lldb::eStateDetached &&
+                            const std::string& vmlinux_arg, const OpenOptions& opts) {
+    const bool has_target = target.IsValid() && target.GetExecutable().IsValid();
+    if (has_target && target.GetProcess().IsValid() && target.GetProcess().GetState() != lldb::eStateDetached &&
         target.GetProcess().GetState() != lldb::eStateExited && target.GetProcess().GetState() != lldb::eStateInvalid)
         throw Error("the target already has a process: create a new target for another dump");
-    char path[4096];
-    target.GetExecutable().GetPath(path, sizeof path);
+    std::string vmlinux = vmlinux_arg;
+    if (has_target && vmlinux.empty()) {
+        char path[4096];
+        target.GetExecutable().GetPath(path, sizeof path);
+        vmlinux = path;
+    }
+    if (vmlinux.empty()) vmlinux = default_vmlinux(dump);
 
+    use_index_cache(dbg);
     auto s = std::make_unique<Session>();
-    s->target_ = target;
     s->dump_path_ = dump;
-    s->system_ = LinuxSystem::open_dump(path, dump, opts);
+    // LLDB reads its symbols from the copy (once written) while the dump and
+    // the kernel's layouts are read here, on another thread.
+    std::string copy = symbol_copy_path(vmlinux);
+    std::future<std::unique_ptr<LinuxSystem>> opening;
+    if (!copy.empty())
+        opening = std::async(std::launch::async, [&] { return LinuxSystem::open_dump(vmlinux, dump, opts); });
+    else {
+        s->system_ = LinuxSystem::open_dump(vmlinux, dump, opts);
+        copy = s->write_symbol_copy(vmlinux, opts.progress);
+    }
+    lldb::SBModule kernel_module;
+    try {
+        kernel_module = s->load_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, opts.progress);
+    } catch (...) {
+        if (opening.valid()) opening.wait();
+        throw;
+    }
+    if (opening.valid()) s->system_ = opening.get();
     auto& sys = *s->system_;
-    lldb::SBModule kernel_module = s->use_symbol_copy(target, path, opts.progress);
+    s->target_ = target;
     s->remote_target_ = std::make_unique<DumpTarget>(sys.dump(), sys.threads(), sys.kernel().slide());
     s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
     int port = s->server_->start();
+
+    // vmlinux at its KASLR'd address; modules at the kernel's section
+    // addresses. Placed before the process exists: placed later, they flush
+    // every thread's registers, which LLDB then reads again one by one.
+    target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
+    s->load_modules(target, opts.progress);
 
     if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
     // Connected as `process connect` does in synchronous mode: the stop that
@@ -81,10 +158,6 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
         throw Error("LLDB connected to the dump server but the process did not stop (state " +
                     std::string(lldb::SBDebugger::StateAsCString(proc.GetState())) + ")");
 
-    // vmlinux at its KASLR'd address; modules at the kernel's section addresses.
-    target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
-    s->load_modules(target, opts.progress);
-
     sessions().push_back(std::move(s));
     session_targets().push_back(target);
     return *sessions().back();
@@ -92,30 +165,66 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
 
 // LLDB reads vmlinux from a copy whose split functions cover only their hot
 // part (see symbols/split_function_ranges.h): without it LLDB's unwinder
-// hangs on the first thread that passes through such a function. The copy
-// replaces vmlinux in the target (as a separate symbol file it would bring
-// its own, unloaded, sections). Returns the module that holds the kernel.
-lldb::SBModule Session::use_symbol_copy(lldb::SBTarget& target, const std::string& vmlinux,
-                                        const std::function<void(const std::string&)>& say) {
-    lldb::SBModule orig = target.GetModuleAtIndex(0);
+// hangs on the first thread that passes through such a function. One copy
+// per build id, with vmlinux's file name so LLDB names frames as it would.
+// Returns its path if it is already written, else "".
+std::string Session::symbol_copy_path(const std::string& vmlinux) {
+    std::string id;
+    try {
+        id = ElfImage::open(vmlinux)->build_id();
+    } catch (const Error&) {
+        return {};  // open_dump says what is wrong with the file
+    }
+    if (id.empty()) return {};
+    const std::string copy = cache_root(DumpOptions{}) + "/lldb-symbols/" + id + "/" +
+                             std::filesystem::path(vmlinux).filename().string();
+    std::error_code ec;
+    return std::filesystem::exists(copy, ec) ? copy : std::string();
+}
+
+// Writes the copy (once per build id); "" if vmlinux needs none or it
+// cannot be written.
+std::string Session::write_symbol_copy(const std::string& vmlinux, const std::function<void(const std::string&)>& say) {
     const ElfImage& img = system_->vmlinux();
-    if (img.build_id().empty()) return orig;
-    // Same file name as vmlinux, so LLDB names frames as it would.
+    if (img.build_id().empty() || split_functions(img).empty()) return {};
     const std::string dir = cache_root(DumpOptions{}) + "/lldb-symbols/" + img.build_id();
     const std::string copy = dir + "/" + std::filesystem::path(vmlinux).filename().string();
+    if (say) say("writing a copy of " + vmlinux + " with split functions' ranges fixed for LLDB (once, into " + dir + ")");
     std::error_code ec;
-    if (!std::filesystem::exists(copy, ec)) {
-        if (split_functions(img).empty()) return orig;
-        if (say) say("writing a copy of " + vmlinux + " with split functions' ranges fixed for LLDB (once, into " + dir + ")");
-        std::filesystem::create_directories(dir, ec);
-        if (write_collapsed_copy(img, copy) == 0) return orig;
+    std::filesystem::create_directories(dir, ec);
+    return write_collapsed_copy(img, copy) ? copy : std::string();
+}
+
+// The target's kernel module from `file` (the copy, or vmlinux itself): a
+// new target from it, or it replaces the target's vmlinux (as a separate
+// symbol file LLDB would bring the copy's own, unloaded, sections along).
+// Its symbol table is read here, so that later commands do not pay for it.
+lldb::SBModule Session::load_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
+                                            const std::string& file,
+                                            const std::function<void(const std::string&)>& say) {
+    NoPreload no_preload(dbg);
+    lldb::SBModule m;
+    if (!has_target) {
+        lldb::SBError err;
+        target = dbg.CreateTarget(file.c_str(), nullptr, nullptr, false, err);
+        if (!target.IsValid())
+            throw Error("LLDB could not create a target from " + file + ": " + (err.GetCString() ? err.GetCString() : "?"));
+        dbg.SetSelectedTarget(target);
+        m = target.GetModuleAtIndex(0);
+    } else {
+        lldb::SBModule orig = target.GetModuleAtIndex(0);
+        char path[4096];
+        orig.GetFileSpec().GetPath(path, sizeof path);
+        if (file == path) return orig;
+        m = target.AddModule(file.c_str(), nullptr, nullptr);
+        if (!m.IsValid()) {
+            if (say) say("LLDB could not load " + file + "; its unwinder may hang on split functions");
+            m = orig;
+        } else {
+            target.RemoveModule(orig);
+        }
     }
-    lldb::SBModule m = target.AddModule(copy.c_str(), nullptr, nullptr);
-    if (!m.IsValid()) {
-        if (say) say("LLDB could not load " + copy + "; its unwinder may hang on split functions");
-        return orig;
-    }
-    target.RemoveModule(orig);
+    m.GetNumSymbols();
     return m;
 }
 

@@ -15,11 +15,16 @@ namespace kq {
 
 class Session {
 public:
-    // Opens `dump` for the target's executable (vmlinux), connects LLDB to
-    // it and loads module .ko files at their kernel addresses.
+    // Opens `dump` for vmlinux (`vmlinux`, else the target's executable,
+    // else default_vmlinux), connects LLDB to it and loads module .ko files
+    // at their kernel addresses. Without a target (invalid `target`) one is
+    // created and selected, and `target` set to it.
     // Throws kq::Error with one line.
     static Session& open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
-                              const OpenOptions& opts);
+                              const std::string& vmlinux, const OpenOptions& opts);
+    // The installed vmlinux with debug info of the dump's kernel release
+    // (Debian's -dbg path first), or throws kq::Error saying what to pass.
+    static std::string default_vmlinux(const std::string& dump);
     // The session of the target, or throws kq::Error telling how to open one.
     static Session& of(lldb::SBTarget& target);
     static void close(lldb::SBTarget& target);
@@ -36,8 +41,10 @@ public:
 
 private:
     void load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say);
-    lldb::SBModule use_symbol_copy(lldb::SBTarget& target, const std::string& vmlinux,
-                                   const std::function<void(const std::string&)>& say);
+    static std::string symbol_copy_path(const std::string& vmlinux);
+    std::string write_symbol_copy(const std::string& vmlinux, const std::function<void(const std::string&)>& say);
+    lldb::SBModule load_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
+                                       const std::string& file, const std::function<void(const std::string&)>& say);
 
     lldb::SBTarget target_;
     std::string dump_path_;

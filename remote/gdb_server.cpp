@@ -48,6 +48,31 @@ std::string hex_u64(uint64_t v) {
     return b;
 }
 
+// Register keys of a T packet: LLDB takes a key as a register number only
+// when it is exactly two hex digits.
+std::string reg_key(unsigned regno) {
+    char b[8];
+    snprintf(b, sizeof b, "%02x", regno);
+    return b;
+}
+
+std::string json_string(std::string_view s) {
+    std::string r = "\"";
+    for (unsigned char c : s) {
+        if (c == '"' || c == '\\') {
+            r += '\\';
+            r += static_cast<char>(c);
+        } else if (c < 0x20 || c >= 0x7f) {
+            char b[8];
+            snprintf(b, sizeof b, "\\u%04x", c);
+            r += b;
+        } else {
+            r += static_cast<char>(c);
+        }
+    }
+    return r + "\"";
+}
+
 const std::string kTriple = "x86_64-unknown-linux-gnu";
 
 bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
@@ -155,10 +180,16 @@ std::string GdbServer::read_register(const RemoteThread& t, unsigned regno) {
     return rsp::to_hex(&v, d.bits / 8);
 }
 
+// Only the thread the dump stopped in has a stop reason: LLDB unwinds the
+// first frames of every thread that has one, at each stop, packet by packet.
+// Every thread's registers come along in the stop reply's jstopinfo, so
+// LLDB asks nothing per thread when it connects.
 std::string GdbServer::stop_reply(int64_t tid, bool with_thread_list) {
     const RemoteThread* t = thread(tid);
     if (!t) return "S05";
-    std::string r = "T05thread:" + hex_u64(t->tid) + ";hexname:" + rsp::to_hex(t->name) + ";";
+    const bool stopped_here = t->tid == target_.stop_thread();
+    std::string r = std::string(stopped_here ? "T05" : "T00") + "thread:" + hex_u64(t->tid) +
+                    ";hexname:" + rsp::to_hex(t->name) + ";";
     if (with_thread_list) {
         r += "threads:";
         bool first = true;
@@ -167,15 +198,37 @@ std::string GdbServer::stop_reply(int64_t tid, bool with_thread_list) {
             r += hex_u64(th.tid);
             first = false;
         }
-        r += ";";
+        r += ";jstopinfo:" + rsp::to_hex(threads_json()) + ";";
     }
-    // Expedite the known registers so LLDB need not ask for them.
     for (unsigned i = 0; i < kNumRegs; ++i) {
         std::string v = read_register(*t, i);
-        if (!v.empty()) r += hex_u64(i) + ":" + v + ";";
+        if (!v.empty()) r += reg_key(i) + ":" + v + ";";
     }
-    if (!t->description.empty()) r += "reason:exception;description:" + rsp::to_hex(t->description) + ";";
+    if (stopped_here && !t->description.empty())
+        r += "reason:exception;description:" + rsp::to_hex(t->description) + ";";
     return r;
+}
+
+// jstopinfo: [{"tid":N,"name":"...","registers":{"REGNO":"HEX",...}}, ...],
+// register numbers in decimal; the stopping thread also has its reason.
+std::string GdbServer::threads_json() {
+    std::string j = "[";
+    for (const auto& t : target_.threads()) {
+        if (j.size() > 1) j += ',';
+        j += "{\"tid\":" + std::to_string(t.tid) + ",\"name\":" + json_string(t.name) + ",\"registers\":{";
+        bool first = true;
+        for (unsigned i = 0; i < kNumRegs; ++i) {
+            std::string v = read_register(t, i);
+            if (v.empty()) continue;
+            j += std::string(first ? "" : ",") + "\"" + std::to_string(i) + "\":\"" + v + "\"";
+            first = false;
+        }
+        j += "}";
+        if (t.tid == target_.stop_thread() && !t.description.empty())
+            j += ",\"reason\":\"exception\",\"description\":" + json_string(t.description);
+        j += "}";
+    }
+    return j + "]";
 }
 
 std::string GdbServer::handle(std::string_view p, bool& close) {

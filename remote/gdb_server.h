@@ -34,6 +34,7 @@ public:
 private:
     void serve();
     std::string stop_reply(int64_t tid, bool with_thread_list);
+    std::string threads_json();
     const RemoteThread* thread(int64_t tid);
     std::string read_register(const RemoteThread& t, unsigned regno);
     int64_t thread_suffix(std::string_view packet);

@@ -38,11 +38,12 @@ def core_command(dump_path, extra=""):
             f"--modules-dir {ENV['KQ_DEBUG_MODULES']} {extra}").strip()
 
 
-def lldb(commands, vmlinux=None, timeout=600):
-    """Runs lldb-16 -b with the plugin, vmlinux as target, then `commands`.
+def lldb(commands, vmlinux=None, timeout=600, target=True):
+    """Runs lldb-16 -b with the plugin, vmlinux as target (none if not
+    `target`), then `commands`.
     Returns (outputs, full text): outputs[i] is what commands[i] printed."""
     vmlinux = vmlinux or ENV["KQ_VMLINUX"]
-    pre = [f"plugin load {PLUGIN}", f"target create {vmlinux}"]
+    pre = [f"plugin load {PLUGIN}"] + ([f"target create {vmlinux}"] if target else [])
     args = ["lldb-16", "--no-lldbinit", "-b"]
     for c in pre + commands:
         args += ["-o", c]

@@ -24,6 +24,12 @@ try:
     check(out[1] is not None and no_process and "stopped" not in out[1],
           f"not a dump: no process was created: {no_process}")
 
+    # No target and no installed vmlinux for the dump's release: the error
+    # says what to pass.
+    if not os.path.exists(f"/usr/lib/debug/boot/vmlinux-{ENV['KQ_RELEASE']}"):
+        out, text = lldb([core_command(elf)], target=False)
+        one_error(out, text, "no target, no vmlinux", "--vmlinux")
+
     # A missing file.
     out, text = lldb([f"kmod core {tmp}/nothing"])
     one_error(out, text, "missing file", "nothing")

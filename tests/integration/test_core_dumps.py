@@ -89,6 +89,17 @@ for name, tasks_file in [("kaslr.elf", "tasks.txt"), ("kaslr-paging.elf", "tasks
         check(look[1] is not None and "kq_sleep.ko" in look[1] and frame["symbol"] in look[1],
               f"{name}: image lookup -a {frame['pc']} names kq_sleep.ko`{frame['symbol']}")
 
+# Without `target create`: kmod core --vmlinux makes the target itself, and
+# answers as with one.
+path = dump("kaslr.elf")
+out, text = lldb([core_command(path, f"--vmlinux {ENV['KQ_VMLINUX']}"), "target list", "kmod threads --json",
+                  "expr init_task.comm"], target=False)
+check(out[0] is not None and out[0].startswith("Opened"), f"no target, --vmlinux: kmod core opens the dump: {out[0]}")
+check(out[1] is not None and "state=stopped" in out[1], "no target, --vmlinux: a target was made and stopped")
+check(out[2] is not None and out[2] == threads_json["kaslr.elf"],
+      "no target, --vmlinux: the same kmod threads --json")
+check("swapper/0" in (out[3] or ""), "no target, --vmlinux: expr init_task.comm")
+
 # The three formats of one moment give the same answer.
 a = threads_json["kaslr.elf"]
 check(a is not None and a == threads_json["kaslr-paging.elf"], "ELF and paging ELF: identical kmod threads --json")

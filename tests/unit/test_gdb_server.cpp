@@ -63,6 +63,23 @@ TEST(GdbServer, ThreadsRegistersAndMemory) {
     EXPECT_NE(stop.find("thread:5;"), std::string::npos);
     EXPECT_NE(stop.find("hexname:" + kq::rsp::to_hex("kq_sleep")), std::string::npos);
     EXPECT_NE(stop.find("threads:5,40000001;"), std::string::npos);
+    // Register keys of a T packet are two hex digits (LLDB ignores others).
+    EXPECT_NE(stop.find(";07:003e010000c9ffff;10:341200c0ffffffff;"), std::string::npos);
+    EXPECT_NE(stop.find("reason:exception;description:" + kq::rsp::to_hex("S (sleeping), last ran on CPU 1")),
+              std::string::npos);
+    // Every thread's registers in jstopinfo (decimal register numbers); only
+    // the stopping thread has a stop reason.
+    auto at = stop.find("jstopinfo:");
+    ASSERT_NE(at, std::string::npos);
+    std::string hex = stop.substr(at + 10, stop.find(';', at) - at - 10), json;
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) json += static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16));
+    EXPECT_EQ(json,
+              "[{\"tid\":5,\"name\":\"kq_sleep\",\"registers\":{\"7\":\"003e010000c9ffff\",\"16\":\"341200c0ffffffff\"},"
+              "\"reason\":\"exception\",\"description\":\"S (sleeping), last ran on CPU 1\"},"
+              "{\"tid\":1073741825,\"name\":\"swapper/1\",\"registers\":{\"16\":\"10000081ffffffff\"}}]");
+    std::string other = s.handle("qThreadStopInfo40000001", close);
+    EXPECT_EQ(other.rfind("T00thread:40000001;", 0), 0u);
+    EXPECT_EQ(other.find("reason:"), std::string::npos);
     // rip is register 16 in the order given to LLDB, little endian.
     EXPECT_EQ(s.handle("p10;thread:5;", close), "341200c0ffffffff");
     EXPECT_EQ(s.handle("p0;thread:5;", close), std::string(16, 'x'));  // rax unknown in a switch frame
