@@ -14,30 +14,48 @@ namespace {
 constexpr const char* kSchema = "kquiesce.inuse/1";
 
 // The raw scan's hits as advisory evidence: named one by one when kernel
-// data holds them, counted per kind of container otherwise (`kmod refs`
-// lists them all).
+// data or a slab object holds them, counted per kind of container otherwise
+// (`kmod refs` lists them all). The kernel's bookkeeping of the loaded
+// module is counted in the coverage, not evidence.
 void add_memory_refs(Session& s, lldb::SBTarget& target, const Module& m,
                      const std::function<void(const std::string&)>& say, Report& r) {
     Coverage c{"memory reference scan", "", true, ""};
     try {
         ModuleRefs found = find_module_refs(s, target, m, 100000, say);
-        std::map<std::string, size_t> counts;
+        std::map<std::pair<std::string, bool>, size_t> counts;  // (container, advisory) -> words
         for (const auto& ref : found.refs) {
-            if (ref.container != "kernel") {
-                ++counts[ref.container];
-                continue;
-            }
-            r.evidence.push_back({"memory_ref", Severity::advisory, ref.where, ref.value, ref.points_to, ref.vaddr,
-                                  "kernel data holds a pointer into the module", {}});
+            if (ref.weight == RefWeight::bookkeeping) continue;
+            if (ref.container == "kernel" || ref.container == "percpu")
+                r.evidence.push_back({"memory_ref", Severity::advisory, ref.where, ref.value, ref.points_to, ref.vaddr,
+                                      "kernel data holds a pointer into the module", {}});
+            else if (ref.container == "slab")
+                r.evidence.push_back({"memory_ref", Severity::advisory, ref.where, ref.value, ref.points_to, ref.vaddr,
+                                      ref.weight == RefWeight::advisory
+                                          ? "free or unused slab memory holds a stale pointer into the module"
+                                          : "a slab object holds a pointer into the module",
+                                      {}});
+            else
+                ++counts[{ref.container, ref.weight == RefWeight::advisory}];
         }
-        for (const auto& [container, n] : counts)
-            r.evidence.push_back({"memory_ref", Severity::advisory, container == "unknown" ? "direct-mapped memory" : container + " memory",
-                                  0, "", 0, std::to_string(n) + " words point into the module (kmod refs " + m.name + " lists them)", {}});
+        for (const auto& [key, n] : counts) {
+            const auto& [container, stale] = key;
+            std::string subject = container == "unknown" ? "direct-mapped memory"
+                                  : container == "page"  ? "pages that are not slab"
+                                                         : container + " memory";
+            if (stale) subject += " (free, dead or unowned)";
+            r.evidence.push_back({"memory_ref", Severity::advisory, subject, 0, "", 0,
+                                  std::to_string(n) + " words point into the module (kmod refs " + m.name + " lists them)", {}});
+        }
         const auto& st = found.stats;
         char b[160];
         snprintf(b, sizeof b, "%.0f MiB of physical memory, %.2f GB/s", st.bytes_scanned / 1048576.0,
                  st.seconds > 0 ? st.bytes_scanned / st.seconds / 1e9 : 0.0);
         c.covered = b;
+        c.covered += "; " + std::to_string(found.refs.size()) + " words point into the module, " +
+                     std::to_string(found.count(RefWeight::bookkeeping)) + " of them the kernel's bookkeeping of it";
+        if (!found.bookkeeping_problems.empty())
+            c.covered += " (not identified: " + found.bookkeeping_problems.front() +
+                         (found.bookkeeping_problems.size() > 1 ? " and " + std::to_string(found.bookkeeping_problems.size() - 1) + " more" : "") + ")";
         if (st.bytes_unreadable || st.truncated) {
             c.complete = false;
             c.gap = st.truncated ? "stopped at 100000 references" : std::to_string(st.bytes_unreadable) + " bytes unreadable";

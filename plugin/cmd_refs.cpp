@@ -1,6 +1,7 @@
 // kmod refs M: every word in the dumped memory that points into module M,
 // attributed to what holds it (kernel symbol, another module, a task's
-// stack, or the direct map where slab and page owners are not yet named).
+// stack, a slab object, a page) and weighed: evidence, advisory (maybe
+// stale) or the kernel's bookkeeping of the loaded module.
 #include <map>
 
 #include "plugin/module_refs.h"
@@ -41,10 +42,11 @@ void refs(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
             .field("points_to", h.points_to)
             .field("container", h.container)
             .field("where", h.where)
-            .field("severity", std::string(h.container == "unknown" ? "advisory" : "evidence"))
+            .field("severity", std::string(to_string(h.weight)))
             .end_object();
-        text_out += "  " + hex_addr(h.vaddr) + " " + (h.where.empty() ? "?" : h.where) + " [" + h.container + "] -> " +
-                    hex_addr(h.value) + " " + h.points_to + "\n";
+        text_out += "  " + hex_addr(h.vaddr) + " " + (h.where.empty() ? "?" : h.where) + " [" + h.container +
+                    (h.weight == RefWeight::advisory ? ", advisory" : "") + "] -> " + hex_addr(h.value) + " " +
+                    h.points_to + "\n";
     }
     j.end_array();
     const double gbs = res.seconds > 0 ? res.bytes_scanned / res.seconds / 1e9 : 0;
@@ -54,17 +56,24 @@ void refs(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         .field("gb_per_s", gbs)
         .field("truncated", res.truncated)
         .field("untranslated_pages", static_cast<uint64_t>(found.untranslated_pages));
+    j.key("bookkeeping_problems").begin_array();
+    for (const auto& p : found.bookkeeping_problems) j.value(p);
+    j.end_array();
     j.end_object();
     if (args.flag("--json")) {
         out = j.str() + "\n";
         return;
     }
     out = "Words in memory pointing into " + m.name + " (outside its own memory):\n" + text_out;
+    std::string kinds;
+    for (const auto& [kind, n] : by_kind) kinds += (kinds.empty() ? "" : ", ") + std::to_string(n) + " " + kind;
     char line[256];
-    snprintf(line, sizeof line, "%zu references (%zu kernel, %zu module, %zu stack, %zu unknown); %.1f MiB scanned in %.2f s (%.2f GB/s)%s\n",
-             found.refs.size(), by_kind["kernel"], by_kind["module"], by_kind["stack"], by_kind["unknown"],
-             res.bytes_scanned / 1048576.0, res.seconds, gbs, res.truncated ? "; stopped at --max" : "");
+    snprintf(line, sizeof line, "%zu references (%s): %zu evidence, %zu advisory, %zu bookkeeping; %.1f MiB scanned in %.2f s (%.2f GB/s)%s\n",
+             found.refs.size(), kinds.empty() ? "none" : kinds.c_str(), found.count(RefWeight::evidence),
+             found.count(RefWeight::advisory), found.count(RefWeight::bookkeeping), res.bytes_scanned / 1048576.0,
+             res.seconds, gbs, res.truncated ? "; stopped at --max" : "");
     out += line;
+    for (const auto& p : found.bookkeeping_problems) out += "bookkeeping not identified: " + p + "\n";
     if (res.bytes_unreadable) out += std::to_string(res.bytes_unreadable) + " bytes of memory could not be read\n";
 }
 
@@ -75,8 +84,10 @@ void register_refs(lldb::SBCommand& kmod) {
                        "kmod refs MODULE [--json] [--max N] [--quiet]\n"
                        "  Scans all physical memory the dump holds for 8-byte words whose value lies in\n"
                        "  MODULE's memory (its own pages excluded) and names what holds each one: a\n"
-                       "  kernel symbol, another module, a task's stack, or 'unknown' (direct-map\n"
-                       "  memory: slab objects and page owners are not named yet; advisory).\n"
+                       "  kernel symbol, another module, a task's stack, a slab object (cache, object,\n"
+                       "  offset; advisory when the object is free), another page (advisory), or\n"
+                       "  'bookkeeping': the kernel's own records of the loaded module (its struct\n"
+                       "  module, sysfs attributes, vmap_area, ftrace records), not a use of it.\n"
                        "  --max N   stop after N references (default 100000)",
                        {"--json", "--quiet"}, {"--max"}, refs});
 }

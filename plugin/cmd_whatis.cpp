@@ -1,4 +1,7 @@
 // kmod whatis ADDR: what a kernel address is.
+#include <optional>
+
+#include "kernel/linux/slab.h"
 #include "plugin/commands.h"
 #include "plugin/module_refs.h"
 #include "plugin/session.h"
@@ -8,7 +11,8 @@ namespace kq {
 namespace {
 
 struct WhatIs {
-    std::string kind;    // "module", "kernel", "stack", "cpu stack", "direct map", "unknown"
+    // "module", "kernel", "stack", "cpu stack", "task_struct", "percpu", "slab", "page", "direct map", "unknown"
+    std::string kind;
     std::string owner;   // module name, task, CPU stack name
     std::string detail;  // section and symbol, offsets
 };
@@ -38,18 +42,41 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
         if (st.contains(addr, 1))
             return {"cpu stack", "CPU " + std::to_string(st.cpu) + " " + st.name + " stack",
                     "offset " + hex_addr(addr - st.base)};
-    for (const auto& t : sys.threads())
-        if (addr >= t.task && addr - t.task < 0x4000)
-            if (auto size = k.types().size("task_struct"); size && addr - t.task < *size)
-                return {"task_struct", task_label(t),
-                        "offset " + hex_addr(addr - t.task) + " in its task_struct"};
+    // A task_struct by the tasks' own addresses, when the slab cannot say.
+    auto task_struct = [&]() -> std::optional<WhatIs> {
+        for (const auto& t : sys.threads())
+            if (addr >= t.task && addr - t.task < 0x4000)
+                if (auto size = k.types().size("task_struct"); size && addr - t.task < *size)
+                    return WhatIs{"task_struct", task_label(t), "offset " + hex_addr(addr - t.task) + " in its task_struct"};
+        return std::nullopt;
+    };
     const uint64_t direct = k.direct_map_base();
     if (direct && addr >= direct)
         for (const auto& [a, b] : sys.dump().memory_ranges())
-            if (addr - direct >= a && addr - direct < b)
-                return {"direct map", "physical memory",
-                        "physical address " + hex_addr(addr - direct) +
-                            " (slab caches and page owners are not named by this version)"};
+            if (addr - direct >= a && addr - direct < b) {
+                const std::string phys = "physical address " + hex_addr(addr - direct);
+                if (std::string pc = per_cpu_name(sys, addr); !pc.empty())
+                    return {"percpu", "vmlinux", pc + ", " + phys};
+                Slabs slabs(k);
+                PageOwner o = slabs.owner(addr);
+                if (o.kind == PageOwner::Kind::slab && o.what.empty()) {
+                    const SlabObject& so = o.slab;
+                    for (const auto& t : sys.threads())
+                        if (t.task == so.object)
+                            return {"task_struct", task_label(t),
+                                    "offset " + hex_addr(so.offset) + " in its task_struct (" + so.cache + " object)"};
+                    std::string state = to_string(so.state);
+                    if (!so.state_note.empty()) state += " (" + so.state_note + ")";
+                    return {"slab", so.cache,
+                            "object " + hex_addr(so.object) + " +" + hex_addr(so.offset) + " of " +
+                                std::to_string(so.object_size) + " bytes, " + state + ", " + phys};
+                }
+                if (o.kind == PageOwner::Kind::slab) return {"slab", o.slab.cache, o.what + ", " + phys};
+                if (o.kind == PageOwner::Kind::page) return {"page", "physical memory", o.what + ", " + phys};
+                if (auto t = task_struct()) return *t;
+                return {"direct map", "physical memory", phys + " (" + o.what + ")"};
+            }
+    if (auto t = task_struct()) return *t;
     return {"unknown", "", "not in a module, the kernel image, a stack or the direct map"};
 }
 
@@ -76,7 +103,9 @@ void register_whatis(lldb::SBCommand& kmod) {
     add_command(kmod, {"whatis", "What a kernel address is: module, kernel symbol, stack, memory.",
                        "kmod whatis ADDR [--json]\n"
                        "  module (range, section symbol), kernel image (section, symbol), a task's stack,\n"
-                       "  a CPU's IRQ or exception stack, a task_struct, or direct-mapped memory",
+                       "  a CPU's IRQ or exception stack, a task_struct, a CPU's per-CPU data, a slab\n"
+                       "  object (cache, object, offset, allocated or free), or another page of\n"
+                       "  direct-mapped memory (free, reserved, page cache ...)",
                        {"--json"}, {}, whatis});
 }
 
