@@ -14,6 +14,8 @@
 // next ^ s->random ^ byteswap(address where it is stored).
 #include "kernel/linux/slab.h"
 
+#include <optional>
+#include <set>
 #include <unordered_map>
 #include <vector>
 

@@ -3,10 +3,7 @@
 // page the kmem_cache, the object and whether that object is free.
 #pragma once
 #include <cstdint>
-#include <map>
 #include <memory>
-#include <optional>
-#include <set>
 #include <string>
 
 #include "kernel/linux/linux_kernel.h"
