@@ -4,6 +4,7 @@
 #include <map>
 
 #include "kernel/linux/module_bookkeeping.h"
+#include "kernel/linux/providers.h"
 #include "kernel/linux/slab.h"
 #include "plugin/session.h"
 #include "plugin/stack.h"
@@ -134,6 +135,24 @@ std::string symbol_at(lldb::SBTarget& target, uint64_t addr, bool with_module) {
     return s;
 }
 
+// The notifier blocks on the kernel's global chains, with their chain: a
+// word inside one is that chain's link to the next block, named after the
+// chain's head. Empty if the chains cannot be read.
+static std::vector<std::pair<Range, std::string>> chain_blocks(LinuxSystem& sys) {
+    std::vector<std::pair<Range, std::string>> out;
+    const uint64_t size = sys.kernel().types().size("notifier_block").value_or(0);
+    if (!size) return out;
+    Survey s;
+    try {
+        survey_notifiers({sys.kernel(), sys.threads(), sys.modules()}, s);
+    } catch (const Error&) {
+        return out;
+    }
+    for (const auto& r : s.refs)
+        if (r.object) out.push_back({Range{r.object, size, "notifier_block"}, r.subject});
+    return out;
+}
+
 ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m, size_t max_hits,
                             const std::function<void(const std::string&)>& say) {
     auto& sys = s.system();
@@ -189,6 +208,7 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
     const auto bk_phys = physical(dump, bk);
     Slabs slabs(sys.kernel());
     const PerCpu percpu(sys);
+    const auto chains = chain_blocks(sys);
     for (const auto& h : out.stats.hits) {
         ModuleRef r;
         r.phys = h.phys;
@@ -219,6 +239,8 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
             r.weight = RefWeight::advisory;
         }
         r.points_to = symbol_at(target, h.value, true);
+        for (const auto& [block, chain] : chains)
+            if (r.vaddr && block.contains(r.vaddr)) r.where += " (a link of the notifier chain " + chain + ")";
         if (const PhysPiece* p = holding(bk_phys, h.phys)) {
             const uint64_t off = p->vaddr + (h.phys - p->start) - p->object->start;
             r.where = p->object->what + (p->object->size > 8 ? " +" + hex_addr(off) : "") +

@@ -70,6 +70,8 @@ to_nb = [x for x in refs["kq_notifier"]["refs"] if int(x["value"], 16) == nb_add
 in_chain = [x for x in to_nb if x["container"] == "kernel" and x["severity"] == "evidence" and x["vaddr"] in chain]
 check(bool(in_chain), f"kmod refs kq_notifier: the reboot chain's link to kq_notifier_nb is evidence: "
       f"{[(x['where'], x['container'], x['severity']) for x in to_nb]}, chain {chain}")
+check(any("reboot_notifier_list" in x["where"] for x in in_chain),
+      f"kmod refs kq_notifier: the link is attributed to the chain's head: {[x['where'] for x in in_chain]}")
 
 # kq_chardev: the open file's f_op, in a filp slab object, is evidence.
 fops = [x for x in refs["kq_chardev"]["refs"] if x["points_to"].endswith("kq_chardev_fops")]
