@@ -156,6 +156,8 @@ Report analyze(const InuseInput& in) {
     thread_evidence(in, r);
     accounting_evidence(*in.module, r);
     survey_evidence(in, r);
+    r.evidence.insert(r.evidence.end(), in.extra_evidence.begin(), in.extra_evidence.end());
+    r.coverage.insert(r.coverage.end(), in.extra_coverage.begin(), in.extra_coverage.end());
     std::stable_sort(r.evidence.begin(), r.evidence.end(),
                      [](const Evidence& a, const Evidence& b) { return a.severity < b.severity; });
     r.verdict = decide(r.evidence, r.coverage, &r.reasons);

@@ -25,6 +25,10 @@ struct InuseInput {
     std::vector<ThreadStack> stacks;   // every task of the kernel
     size_t tasks_total = 0;            // how many tasks the kernel has (stacks may be fewer)
     Survey survey;                     // what the kernel subsystem providers found
+    // Evidence and coverage classified elsewhere (the memory reference scan),
+    // taken as they are.
+    std::vector<Evidence> extra_evidence;
+    std::vector<Coverage> extra_coverage;
     // Names an address for the report ("" if unknown).
     std::function<std::string(uint64_t)> symbolize;
 };

@@ -154,10 +154,12 @@ void inuse(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     in.survey = survey_linux({sys.kernel(), sys.threads(), sys.modules()},
                              [&](const std::string& p) { say("reading " + p); });
     in.symbolize = [&](uint64_t a) { return symbol_at(target, a, false); };
+    Report scan;
+    if (args.flag("--no-scan")) scan.coverage.push_back({"memory reference scan", "nothing", false, "skipped (--no-scan)"});
+    else add_memory_refs(s, target, *m, say, scan);
+    in.extra_evidence = std::move(scan.evidence);
+    in.extra_coverage = std::move(scan.coverage);
     Report r = analyze(in);
-    if (args.flag("--no-scan")) r.coverage.push_back({"memory reference scan", "nothing", false, "skipped (--no-scan)"});
-    else add_memory_refs(s, target, *m, say, r);
-    r.verdict = decide(r.evidence, r.coverage, &r.reasons);
     if (args.flag("--json")) render_json(r, out);
     else render_text(r, out);
 }
