@@ -78,7 +78,41 @@ struct mtx_padalign {
 
 /* lock_object.lo_flags: the lock class index lives in bits 24-27. */
 #define LO_CLASSSHIFT 24
+#define LO_CLASSMASK 0x0f000000
 #define LO_INITIALIZED 0x00010000
+
+/* kern/subr_lock.c: lock_classes[] is indexed by a lock's class. */
+struct lock_class {
+	const char *lc_name;
+	u_int lc_flags;
+	void (*lc_assert)(const struct lock_object *lock, int what);
+	void (*lc_ddb_show)(const struct lock_object *lock);
+	void (*lc_lock)(struct lock_object *lock, uintptr_t how);
+	int (*lc_owner)(const struct lock_object *lock, struct thread **owner);
+	uintptr_t (*lc_unlock)(struct lock_object *lock);
+};
+#define LOCK_CLASS_MAX (LO_CLASSMASK >> LO_CLASSSHIFT)
+
+/* sys/_sx.h, sys/_rwlock.h, sys/_lockmgr.h: the lock word of each class. */
+struct sx {
+	struct lock_object lock_object;
+	volatile uintptr_t sx_lock;	/* owner, or a count of sharers, and flag bits */
+};
+#define SX_LOCK_SHARED 0x01
+#define SX_LOCK_UNLOCKED SX_LOCK_SHARED	/* shared with no sharers */
+
+struct rwlock {
+	struct lock_object lock_object;
+	volatile uintptr_t rw_lock;
+};
+
+struct lock {
+	struct lock_object lock_object;
+	volatile uintptr_t lk_lock;
+	u_int lk_exslpfail;
+	int lk_timo;
+	int lk_pri;
+};
 
 FBSD_TAILQ_HEAD(threadqueue, thread);
 
@@ -149,6 +183,62 @@ struct callout_cpu {
 };
 /* callout_hash(): the bucket of a time is its bits 24..(24+log2 callwheelsize). */
 #define CC_HASH_SHIFT 8
+
+/* sys/_task.h, kern/subr_taskqueue.c */
+typedef void task_fn_t(void *context, int pending);
+
+struct task {
+	FBSD_STAILQ_ENTRY(task) ta_link;	/* the queue's pending tasks */
+	uint16_t ta_pending;
+	uint8_t ta_priority;
+	uint8_t ta_flags;
+	task_fn_t *ta_func;
+	void *ta_context;
+};
+
+struct taskqueue_busy {
+	struct task *tb_running;		/* the task a queue's thread runs */
+	FBSD_TAILQ_ENTRY(taskqueue_busy) tb_link;
+};
+
+typedef void (*taskqueue_enqueue_fn)(void *context);
+
+struct taskqueue {
+	FBSD_STAILQ_HEAD(, task) tq_queue;
+	taskqueue_enqueue_fn tq_enqueue;
+	void *tq_context;
+	char *tq_name;
+	FBSD_TAILQ_HEAD(, taskqueue_busy) tq_active;
+	struct mtx tq_mutex;
+	struct thread **tq_threads;		/* its threads sleep on the queue */
+	int tq_tcount;
+	int tq_spin;
+	int tq_flags;
+	int tq_callouts;
+};
+
+/* sys/_eventhandler.h, sys/eventhandler.h, kern/subr_eventhandler.c */
+struct eventhandler_entry {
+	FBSD_TAILQ_ENTRY(eventhandler_entry) ee_link;
+	int ee_priority;
+	void *ee_arg;
+};
+#define EHE_DEAD_PRIORITY (-1)
+
+/* What eventhandler_register() allocates: the entry, then the handler. */
+struct eventhandler_entry_generic {
+	struct eventhandler_entry ee;
+	void *func;
+};
+
+struct eventhandler_list {
+	char *el_name;
+	int el_flags;
+	u_int el_runcount;
+	struct mtx el_lock;
+	FBSD_TAILQ_ENTRY(eventhandler_list) el_link;	/* eventhandler_lists */
+	FBSD_TAILQ_HEAD(, eventhandler_entry) el_entries;
+};
 
 /* x86/include/segments.h */
 struct region_descriptor {

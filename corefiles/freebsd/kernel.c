@@ -56,6 +56,27 @@ struct pcb dumppcb;
 lwpid_t dumptid;
 const char *panicstr;
 
+/* kern/subr_lock.c and the lock implementations: a lock's class is its
+ * index here, in bits 24-27 of lo_flags. */
+struct lock_class lock_class_mtx_spin = { .lc_name = "spin mutex" };
+struct lock_class lock_class_mtx_sleep = { .lc_name = "sleep mutex" };
+struct lock_class lock_class_sx = { .lc_name = "sx" };
+struct lock_class lock_class_rm = { .lc_name = "rm" };
+struct lock_class lock_class_rm_sleepable = { .lc_name = "sleepable rm" };
+struct lock_class lock_class_rw = { .lc_name = "rw" };
+struct lock_class lock_class_lockmgr = { .lc_name = "lockmgr" };
+struct lock_class *lock_classes[LOCK_CLASS_MAX + 1] = {
+	&lock_class_mtx_spin, &lock_class_mtx_sleep, &lock_class_sx, &lock_class_rm,
+	&lock_class_rm_sleepable, &lock_class_rw, &lock_class_lockmgr,
+};
+
+/* kern/subr_taskqueue.c: the system-wide queues (TASKQUEUE_DEFINE). */
+struct taskqueue *taskqueue_thread;
+struct taskqueue *taskqueue_swi;
+
+/* kern/subr_eventhandler.c: every named event's list of handlers. */
+static FBSD_TAILQ_HEAD(, eventhandler_list) eventhandler_lists __attribute__((used));
+
 /* kern/kern_mutex.c, kern/kern_clock.c */
 struct mtx Giant;
 struct mtx blocked_lock;
@@ -245,6 +266,57 @@ KFUNC void softclock_thread(void *arg)
 	}
 }
 
+/* kern/kern_sx.c */
+KFUNC void sx_init_flags(struct sx *sx, const char *description, int opts)
+{
+	sx->lock_object.lo_name = description;
+	sx->lock_object.lo_flags = LO_INITIALIZED | (2u << LO_CLASSSHIFT) | opts;
+	sx->sx_lock = SX_LOCK_UNLOCKED;
+}
+
+KFUNC int _sx_xlock(struct sx *sx, int opts, const char *file, int line)
+{
+	sx->sx_lock = kq_fixture_sink;
+	return (opts + (file != NULL) + line);
+}
+
+/* kern/subr_taskqueue.c */
+KFUNC int taskqueue_enqueue(struct taskqueue *queue, struct task *task)
+{
+	task->ta_pending = 1;
+	queue->tq_queue.stqh_first = task;
+	return (0);
+}
+
+KFUNC void taskqueue_task_nop_fn(void *context, int pending)
+{
+	kq_fixture_sink = (uintptr_t)context + pending;
+}
+
+KFUNC void taskqueue_thread_loop(void *arg)
+{
+	struct taskqueue **tqp = arg;
+	struct taskqueue *tq = *tqp;
+
+	while (tq->tq_flags & 1)	/* TQ_FLAGS_ACTIVE */
+		_sleep(tq, &tq->tq_mutex.lock_object, 0, "-", 0, 0, 0);
+	kq_fixture_sink = (uintptr_t)tq;
+}
+
+/* kern/subr_eventhandler.c */
+KFUNC void *eventhandler_register(struct eventhandler_list *list, const char *name, void *func, void *arg,
+    int priority)
+{
+	kq_fixture_sink = (uintptr_t)list + (uintptr_t)name + (uintptr_t)func + (uintptr_t)arg + priority;
+	return ((void *)kq_fixture_sink);
+}
+
+/* kern/kern_shutdown.c: a kernel handler on shutdown_pre_sync. */
+KFUNC void poweroff_wait(void *junk, int howto)
+{
+	kq_fixture_sink = (uintptr_t)junk + howto;
+}
+
 /* kern/kern_kthread.c, kern/kern_fork.c */
 KFUNC int kthread_add(void (*func)(void *), void *arg, struct proc *p, struct thread **newtdp,
     int flags, int pages, const char *fmt, ...)
@@ -307,6 +379,22 @@ KFUNC int kern_reboot(int howto)
 {
 	doadump(howto & 1);
 	return (howto);
+}
+
+/*
+ * vm/vm_glue.c: thread0's work after boot. (Not last in .text: mi_startup's
+ * call never returns, so its return address is the function's end.)
+ */
+KFUNC void swapper(void)
+{
+	for (;;)
+		_sleep(&proc0, NULL, 84, "swapin", 0, 0, 0);
+}
+
+/* kern/init_main.c */
+KFUNC void mi_startup(void)
+{
+	swapper();
 }
 
 /* kern/kern_exit.c */
@@ -381,16 +469,3 @@ __asm__(
     "	call	mi_startup\n"
     "	hlt\n"
     "	.size	btext, . - btext\n");
-
-/* vm/vm_glue.c: thread0's work after boot. */
-KFUNC void swapper(void)
-{
-	for (;;)
-		_sleep(&proc0, NULL, 84, "swapin", 0, 0, 0);
-}
-
-/* kern/init_main.c */
-KFUNC void mi_startup(void)
-{
-	swapper();
-}

@@ -20,6 +20,12 @@ void mtx_init(struct mtx *m, const char *name, const char *type, int opts);
 void callout_init_mtx(struct callout *c, struct mtx *m, int flags);
 int callout_reset_sbt_on(struct callout *c, sbintime_t sbt, sbintime_t prec,
     callout_func_t *func, void *arg, int cpu, int flags);
+void sx_init_flags(struct sx *sx, const char *description, int opts);
+int _sx_xlock(struct sx *sx, int opts, const char *file, int line);
+int taskqueue_enqueue(struct taskqueue *queue, struct task *task);
+void *eventhandler_register(struct eventhandler_list *list, const char *name, void *func, void *arg,
+    int priority);
+extern struct taskqueue *taskqueue_thread;
 int kthread_add(void (*func)(void *), void *arg, struct proc *p, struct thread **newtdp,
     int flags, int pages, const char *fmt, ...);
 
@@ -38,9 +44,26 @@ MFUNC static void kq_fbsd_tick(void *arg)
 	callout_reset_sbt_on(&sc->sc_callout, SBT_1S, 0, kq_fbsd_tick, sc, -1, 0);
 }
 
-/* Sleeps on kq_fbsd_chan until unloaded. */
+/* The task: counts how often it was queued. */
+MFUNC static void kq_fbsd_task(void *context, int pending)
+{
+	struct kq_fbsd_softc *sc = context;
+
+	sc->sc_ticks += pending;
+}
+
+/* On shutdown_pre_sync: stops the threads. */
+MFUNC static void kq_fbsd_shutdown(void *arg, int howto)
+{
+	struct kq_fbsd_softc *sc = arg;
+
+	sc->sc_stop = 1 + howto;
+}
+
+/* Sleeps on kq_fbsd_chan until unloaded, holding sc_sx. */
 MFUNC static void kq_fbsd_sleeper(void *arg)
 {
+	_sx_xlock(&kq_fbsd_sc.sc_sx, 0, __FILE__, __LINE__);
 	while (!kq_fbsd_sc.sc_stop)
 		_sleep(&kq_fbsd_chan, NULL, 80, "kqslp", 0, 0, 0);
 	kq_fbsd_threads[0] = arg;
@@ -77,8 +100,13 @@ MFUNC static int kq_fbsd_modevent(struct module *mod, int what, void *arg)
 	switch (what) {
 	case MOD_LOAD:
 		mtx_init(&sc->sc_mtx, "kq_fbsd_mtx", NULL, MTX_DEF);
+		sx_init_flags(&sc->sc_sx, "kq_fbsd_sx", 0);
 		callout_init_mtx(&sc->sc_callout, &sc->sc_mtx, 0);
 		callout_reset_sbt_on(&sc->sc_callout, SBT_1S, 0, kq_fbsd_tick, sc, -1, 0);
+		sc->sc_task.ta_func = kq_fbsd_task;
+		sc->sc_task.ta_context = sc;
+		taskqueue_enqueue(taskqueue_thread, &sc->sc_task);
+		sc->sc_shutdown_tag = eventhandler_register(NULL, "shutdown_pre_sync", kq_fbsd_shutdown, sc, 20000);
 		kthread_add(kq_fbsd_sleeper, sc, NULL, &kq_fbsd_threads[0], 0, 0, "kq_fbsd_sleep");
 		kthread_add(kq_fbsd_locker, sc, NULL, &kq_fbsd_threads[1], 0, 0, "kq_fbsd_lock");
 		kthread_add(kq_fbsd_worker, sc, NULL, &kq_fbsd_threads[2], 0, 0, "kq_fbsd_work");

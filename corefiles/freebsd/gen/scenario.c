@@ -277,6 +277,20 @@ static void plant(struct ctx *c, uint64_t td, uint64_t pcb, const char *const *c
 	note(c, "%s", line);
 }
 
+/* The trap frame a system call from user mode left at the top of the
+ * thread's stack (amd64 user segment selectors, ring 3). */
+static void syscall_frame(struct ctx *c, uint64_t td, int sysno)
+{
+	const uint64_t tf = kread_u64(c->m, AT(td, struct thread, td_frame));
+
+	SET(tf, struct trapframe, tf_rax, sysno);
+	SET(tf, struct trapframe, tf_rip, 0x1021a4aull);
+	SET(tf, struct trapframe, tf_cs, 0x43);		/* GUCODE_SEL, SEL_UPL */
+	SET(tf, struct trapframe, tf_rflags, 0x202);
+	SET(tf, struct trapframe, tf_rsp, 0x7fffffffe8c8ull);
+	SET(tf, struct trapframe, tf_ss, 0x3b);		/* GUDATA_SEL, SEL_UPL */
+}
+
 static void sleep_on(struct ctx *c, uint64_t td, uint64_t wchan, uint64_t wmesg)
 {
 	SET(td, struct thread, td_wchan, wchan);
@@ -480,6 +494,73 @@ static void callout_pend(struct ctx *c, uint64_t cc, uint64_t co, sbintime_t whe
 	    (unsigned long long)func, (unsigned long long)arg, bucket);
 }
 
+/* taskqueue_create() and taskqueue_start_threads() of one thread, which
+ * sleeps on the queue in taskqueue_thread_loop(); `var` points at it. */
+static uint64_t new_taskqueue(struct ctx *c, uint64_t proc, uint64_t var, const char *name, const char *thread)
+{
+	const uint64_t tq = uma_alloc(c, sizeof(struct taskqueue));
+	const uint64_t threads = uma_alloc(c, sizeof(uint64_t));
+
+	SET(tq, struct taskqueue, tq_queue.stqh_first, 0);
+	SET(tq, struct taskqueue, tq_queue.stqh_last, AT(tq, struct taskqueue, tq_queue.stqh_first));
+	tailq_init(c, AT(tq, struct taskqueue, tq_active));
+	SET(tq, struct taskqueue, tq_name, uma_strdup(c, name));
+	SET(tq, struct taskqueue, tq_mutex.lock_object.lo_name, kread_u64(c->m, AT(tq, struct taskqueue, tq_name)));
+	SET(tq, struct taskqueue, tq_mutex.lock_object.lo_flags, LO_INITIALIZED | (1u << LO_CLASSSHIFT));
+	SET(tq, struct taskqueue, tq_mutex.mtx_lock, MTX_UNOWNED);
+	SET(tq, struct taskqueue, tq_flags, 1);	/* TQ_FLAGS_ACTIVE */
+	SET(tq, struct taskqueue, tq_threads, threads);
+	SET(tq, struct taskqueue, tq_tcount, 1);
+	kwrite_u64(c->m, var, tq);
+
+	const uint64_t td = new_thread(c, proc, 0, 0, thread, 1);
+	kwrite_u64(c->m, threads, td);
+	sleep_on(c, td, tq, find_cstring(c, c->s->kernel.start, c->s->kernel.end, "-"));
+	plant(c, td, 0, (const char *const[]){ "fork_trampoline", "fork_exit", "*taskqueue_thread_loop", "_sleep",
+	    "sleepq_wait", "sleepq_switch", "mi_switch", "sched_switch", "cpu_switch", NULL });
+	thread_note(c, td, thread, "sleeping", 0);
+	note(c, "taskqueue 0x%llx %s %d", (unsigned long long)tq, name, tid_of(c, td));
+	return tq;
+}
+
+/* taskqueue_enqueue() onto an empty queue. */
+static void task_enqueue(struct ctx *c, uint64_t tq, uint64_t task)
+{
+	SET(task, struct task, ta_link.stqe_next, 0);
+	SET(task, struct task, ta_pending, 1);
+	SET(tq, struct taskqueue, tq_queue.stqh_first, task);
+	SET(tq, struct taskqueue, tq_queue.stqh_last, AT(task, struct task, ta_link.stqe_next));
+	note(c, "task 0x%llx func 0x%llx queue 0x%llx", (unsigned long long)task,
+	    (unsigned long long)kread_u64(c->m, AT(task, struct task, ta_func)), (unsigned long long)tq);
+}
+
+/* eventhandler_find_or_create_list(): a named list on eventhandler_lists. */
+static uint64_t eventhandler_list(struct ctx *c, const char *name)
+{
+	const uint64_t el = uma_alloc(c, sizeof(struct eventhandler_list));
+
+	SET(el, struct eventhandler_list, el_name, uma_strdup(c, name));
+	SET(el, struct eventhandler_list, el_lock.lock_object.lo_name, uma_strdup(c, "eventhandler list"));
+	SET(el, struct eventhandler_list, el_lock.mtx_lock, MTX_UNOWNED);
+	tailq_init(c, AT(el, struct eventhandler_list, el_entries));
+	tailq_insert_tail(c, ksym(c, "eventhandler_lists"), el, offsetof(struct eventhandler_list, el_link));
+	return el;
+}
+
+/* eventhandler_register(): an entry with its handler, in priority order
+ * (the callers here register in order). */
+static void eventhandler_add(struct ctx *c, uint64_t el, const char *name, uint64_t func, uint64_t arg, int pri)
+{
+	const uint64_t e = uma_alloc(c, sizeof(struct eventhandler_entry_generic));
+
+	SET(e, struct eventhandler_entry_generic, ee.ee_priority, pri);
+	SET(e, struct eventhandler_entry_generic, ee.ee_arg, arg);
+	SET(e, struct eventhandler_entry_generic, func, func);
+	tailq_insert_tail(c, AT(el, struct eventhandler_list, el_entries), e,
+	    offsetof(struct eventhandler_entry_generic, ee.ee_link));
+	note(c, "eventhandler %s 0x%llx func 0x%llx", name, (unsigned long long)e, (unsigned long long)func);
+}
+
 static void init_globals(struct ctx *c)
 {
 	struct machine *m = c->m;
@@ -498,6 +579,7 @@ static void init_globals(struct ctx *c)
 	SET(ksym(c, "Giant"), struct mtx, mtx_lock, MTX_UNOWNED);
 	SET(ksym(c, "blocked_lock"), struct mtx, lock_object.lo_name, uma_strdup(c, "blocked lock"));
 	SET(ksym(c, "blocked_lock"), struct mtx, mtx_lock, MTX_UNOWNED);
+	tailq_init(c, ksym(c, "eventhandler_lists"));
 }
 
 /* The message buffer at the end of physical memory, its struct last. */
@@ -571,7 +653,7 @@ void build_scenario(struct machine *m, struct scenario *s, const char *kernel, c
 
 	const uint64_t init_td = new_thread(c, init, 0, 0, "init", 0);
 	sleep_on(c, init_td, init, find_cstring(c, s->kernel.start, s->kernel.end, "wait"));
-	SET(kread_u64(m, AT(init_td, struct thread, td_frame)), struct trapframe, tf_rax, SYS_wait4);
+	syscall_frame(c, init_td, SYS_wait4);
 	plant(c, init_td, 0, (const char *const[]){ "fast_syscall_common", "amd64_syscall", "*sys_wait4",
 	    "kern_wait6", "_sleep", "sleepq_wait", "sleepq_switch", "mi_switch", "sched_switch", "cpu_switch", NULL });
 	thread_note(c, init_td, "init", "sleeping", 0);
@@ -610,13 +692,25 @@ void build_scenario(struct machine *m, struct scenario *s, const char *kernel, c
 	/* The thread that panicked and wrote the dump, on CPU 0. */
 	const uint64_t sh_td = new_thread(c, sh, 0, 0, "sh", 0);
 	on_cpu(c, sh_td, 0);
-	SET(kread_u64(m, AT(sh_td, struct thread, td_frame)), struct trapframe, tf_rax, SYS_reboot);
+	syscall_frame(c, sh_td, SYS_reboot);
 	plant(c, sh_td, ksym(c, "dumppcb"), (const char *const[]){ "fast_syscall_common", "amd64_syscall",
 	    "*sys_reboot", "kern_reboot", "doadump", "savectx", NULL });
 	set_field(m, ksym(c, "dumptid"), 4, (uint64_t)tid_of(c, sh_td));
 	SET(ksym(c, "__pcpu"), struct pcpu, pc_curthread, sh_td);
 	thread_note(c, sh_td, "sh", "running", 0);
 	note(c, "dumptid %d", tid_of(c, sh_td));
+
+	/* The system's thread taskqueue, and a kernel handler of an event. */
+	const uint64_t tq = new_taskqueue(c, proc0, ksym(c, "taskqueue_thread"), "thread", "thread taskq");
+	/* A driver's private taskqueue, which only its thread leads to, with a
+	 * kernel task queued. */
+	const uint64_t acpi_tq = new_taskqueue(c, proc0, uma_alloc(c, sizeof(uint64_t)), "acpi_task", "acpi_task_0");
+	const uint64_t acpi_task = uma_alloc(c, sizeof(struct task));
+	SET(acpi_task, struct task, ta_func, ksym(c, "taskqueue_task_nop_fn"));
+	SET(acpi_task, struct task, ta_context, acpi_task);
+	task_enqueue(c, acpi_tq, acpi_task);
+	const uint64_t shutdown = eventhandler_list(c, "shutdown_pre_sync");
+	eventhandler_add(c, shutdown, "shutdown_pre_sync", ksym(c, "poweroff_wait"), 0, 0);
 
 	/* A kernel callout: thread0's sleep timeout, on CPU 1. */
 	callout_pend(c, cc[1], AT(td0, struct thread, td_slpcallout), NOW + 30 * SBT_1S + SBT_1S / 2, ksym(c, "sleepq_timeout"), td0, 1);
@@ -633,7 +727,15 @@ void build_scenario(struct machine *m, struct scenario *s, const char *kernel, c
 	SET(co, struct callout, c_lock, mtx);
 	SET(co, struct callout, c_func, msym(c, "kq_fbsd_tick"));
 	SET(co, struct callout, c_arg, sc);
+	const uint64_t sx = AT(sc, struct kq_fbsd_softc, sc_sx);
+	SET(sx, struct sx, lock_object.lo_name, find_cstring(c, s->module.base, s->module.base + s->module.size, "kq_fbsd_sx"));
+	SET(sx, struct sx, lock_object.lo_flags, LO_INITIALIZED | (2u << LO_CLASSSHIFT));
+	SET(sx, struct sx, sx_lock, SX_LOCK_UNLOCKED);
+	const uint64_t task = AT(sc, struct kq_fbsd_softc, sc_task);
+	SET(task, struct task, ta_func, msym(c, "kq_fbsd_task"));
+	SET(task, struct task, ta_context, sc);
 	note(c, "mutex 0x%llx kq_fbsd_mtx", (unsigned long long)mtx);
+	note(c, "sx 0x%llx kq_fbsd_sx", (unsigned long long)sx);
 	note(c, "channel 0x%llx", (unsigned long long)msym(c, "kq_fbsd_chan"));
 
 	if (s->busy) {
@@ -646,6 +748,9 @@ void build_scenario(struct machine *m, struct scenario *s, const char *kernel, c
 		plant(c, sleeper, 0, (const char *const[]){ "fork_trampoline", "fork_exit", "*kq_fbsd_sleeper",
 		    "_sleep", "sleepq_wait", "sleepq_switch", "mi_switch", "sched_switch", "cpu_switch", NULL });
 		thread_note(c, sleeper, "kq_fbsd_sleep", "sleeping", 1);
+		SET(sx, struct sx, sx_lock, sleeper);
+		SET(sleeper, struct thread, td_locks, 1);
+		note(c, "sx_owner 0x%llx %d", (unsigned long long)sx, tid_of(c, sleeper));
 
 		/* Preempted inside the module, holding its mutex. */
 		const uint64_t worker = new_thread(c, proc0, 0, 0, "kq_fbsd_work", 1);
@@ -685,6 +790,12 @@ void build_scenario(struct machine *m, struct scenario *s, const char *kernel, c
 
 		/* The module's callout, pending on CPU 0. */
 		callout_pend(c, cc[0], co, NOW + SBT_1S + SBT_1S / 4, msym(c, "kq_fbsd_tick"), sc, 0);
+
+		/* Its task, queued on the thread taskqueue; its shutdown handler. */
+		task_enqueue(c, tq, task);
+		eventhandler_add(c, shutdown, "shutdown_pre_sync", msym(c, "kq_fbsd_shutdown"), sc, 20000);
+		SET(sc, struct kq_fbsd_softc, sc_shutdown_tag, kread_u64(m, AT(shutdown, struct eventhandler_list, el_entries.tqh_last)) -
+		    offsetof(struct eventhandler_entry_generic, ee.ee_link.tqe_next));
 	}
 
 	fill_free_pages(c);

@@ -1,0 +1,57 @@
+// The FreeBSD fixture opened as kquiesce opens a FreeBSD kernel: a
+// FreebsdSystem over either dump form of a scenario, and the in-use report
+// of a module built as `kmod inuse` builds it (every thread unwound and
+// scanned, every provider, analyze()).
+#pragma once
+#include <map>
+#include <memory>
+#include <string>
+
+#include "freebsd_fixture.h"
+#include "inuse/report.h"
+#include "kernel/freebsd/freebsd_system.h"
+#include "kernel/freebsd/symbolizer.h"
+#include "unwinder/freebsd_unwind.h"
+
+namespace kq::fbsdtest {
+
+inline std::string dump_path(const std::string& scenario, const std::string& form) {
+    return form == "minidump" ? minidump_path(scenario) : elf_path(scenario);
+}
+
+inline FreebsdOpenOptions open_options() {
+    FreebsdOpenOptions o;
+    o.modules_dirs = {kDir};
+    return o;
+}
+
+// Opened once per (scenario, form) for the whole test program.
+inline FreebsdSystem& fbsd_system(const std::string& scenario, const std::string& form) {
+    static std::map<std::string, std::unique_ptr<FreebsdSystem>> open;
+    auto& s = open[scenario + "/" + form];
+    if (!s) s = FreebsdSystem::open_dump(kernel_path(), dump_path(scenario, form), open_options());
+    return *s;
+}
+
+// kmod inuse over a system: stacks, survey, report.
+inline Report inuse_report(FreebsdSystem& sys, const Module& m) {
+    FreebsdUnwinder unw(sys.kernel(), sys.modules());
+    FreebsdSymbolizer names(sys.image(), sys.modules());
+    InuseInput in;
+    in.module = &m;
+    in.tasks_total = sys.threads().size();
+    for (const Thread& t : sys.threads()) {
+        ThreadStack ts;
+        ts.thread = &t;
+        ts.frames = unw.unwind(t);
+        for (const auto& w : unw.scan(t, ts.frames))
+            if (w.where != StackWord::Where::frame) ts.scanned.push_back(w.value);
+        ts.scan_done = true;
+        in.stacks.push_back(std::move(ts));
+    }
+    in.survey = sys.survey();
+    in.symbolize = [&](uint64_t a) { return names.name(a); };
+    return analyze(in);
+}
+
+}  // namespace kq::fbsdtest
