@@ -175,6 +175,30 @@ KFUNC int critical_exit(void)
 	return (0);
 }
 
+/* x86/x86/local_apic.c: the clock interrupt; leaving it may preempt. */
+KFUNC void lapic_handle_timer(struct trapframe *frame)
+{
+	struct thread *td = (struct thread *)kq_fixture_sink;
+
+	td->td_critnest++;
+	td->td_intr_nesting_level++;
+	critical_exit();
+	kq_fixture_sink = (uintptr_t)frame;
+}
+
+/* amd64/amd64/apic_vector.S, IDTVEC(timerint): the CPU pushed the
+ * interrupted context; the entry pushes the rest of the trap frame and
+ * passes it to the handler. */
+__attribute__((naked, used)) void Xtimerint(void)
+{
+	__asm__ volatile(
+	    "subq %c[rip], %%rsp\n\t"
+	    "movq %%rsp, %%rdi\n\t"
+	    "call lapic_handle_timer\n\t"
+	    "jmp doreti"
+	    :: [rip] "i"(offsetof(struct trapframe, tf_rip)));
+}
+
 /* kern/subr_sleepqueue.c */
 KFUNC void sleepq_timeout(void *arg)
 {

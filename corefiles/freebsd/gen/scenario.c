@@ -272,8 +272,10 @@ static void plant(struct ctx *c, uint64_t td, uint64_t pcb, const char *const *c
 	char line[512];
 	size_t at = (size_t)snprintf(line, sizeof(line), "stack %d 0x%llx 0x%llx", tid_of(c, td),
 	    (unsigned long long)ctx.rip, (unsigned long long)ctx.rsp);
-	for (size_t i = 0; chain[i] != NULL && at < sizeof(line); i++)
-		at += (size_t)snprintf(line + at, sizeof(line) - at, " %s", chain[i][0] == '*' ? chain[i] + 1 : chain[i]);
+	for (size_t i = 0; chain[i] != NULL && at < sizeof(line); i++) {
+		char name[64];
+		at += (size_t)snprintf(line + at, sizeof(line) - at, " %s", chain_name(chain[i], name, sizeof(name)));
+	}
 	note(c, "%s", line);
 }
 
@@ -752,12 +754,13 @@ void build_scenario(struct machine *m, struct scenario *s, const char *kernel, c
 		SET(sleeper, struct thread, td_locks, 1);
 		note(c, "sx_owner 0x%llx %d", (unsigned long long)sx, tid_of(c, sleeper));
 
-		/* Preempted inside the module, holding its mutex. */
+		/* Preempted inside the module by the clock interrupt, holding its mutex. */
 		const uint64_t worker = new_thread(c, proc0, 0, 0, "kq_fbsd_work", 1);
 		SET(worker, struct thread, td_state, TDS_RUNQ);
 		SET(worker, struct thread, td_locks, 1);
 		plant(c, worker, 0, (const char *const[]){ "fork_trampoline", "fork_exit", "*kq_fbsd_worker",
-		    "critical_exit", "mi_switch", "sched_switch", "cpu_switch", NULL });
+		    "!Xtimerint@critical_exit", "lapic_handle_timer", "critical_exit", "mi_switch", "sched_switch",
+		    "cpu_switch", NULL });
 		thread_note(c, worker, "kq_fbsd_work", "runq", 1);
 
 		/* Blocked on the mutex, in a turnstile. */

@@ -1,6 +1,9 @@
 #include "stack.h"
 
+#include "../fbsd_types.h"
+
 #include <capstone/capstone.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,7 +76,7 @@ struct call_site call_return(const struct code *c, const char *caller, const cha
 	csh h;
 	cs_insn *insns;
 	size_t n = disassemble(c, fn, &h, &insns);
-	struct call_site site = { 0, 0 };
+	struct call_site site = { 0, 0, 0 };
 	int found = 0;
 
 	for (size_t i = 0; i < n; i++) {
@@ -83,6 +86,7 @@ struct call_site call_return(const struct code *c, const char *caller, const cha
 		const int match = indirect ? op->type != X86_OP_IMM : (op->type == X86_OP_IMM && (uint64_t)op->imm == target);
 		if (!match)
 			continue;
+		site.call = insns[i].address;
 		site.ret = insns[i].address + insns[i].size;
 		/* Assembly callers at the stack's base keep no frame. */
 		if (insns[0].id == X86_INS_PUSH && strcmp(insns[0].op_str, "rbp") == 0)
@@ -96,6 +100,39 @@ struct call_site call_return(const struct code *c, const char *caller, const cha
 	return site;
 }
 
+const char *chain_name(const char *entry, char *buf, size_t size)
+{
+	const char *name = entry[0] == '*' || entry[0] == '!' ? entry + 1 : entry;
+	const char *at = strchr(name, '@');
+	const size_t n = at != NULL ? (size_t)(at - name) : strlen(name);
+
+	if (n + 1 > size)
+		die("chain entry %s too long", entry);
+	memcpy(buf, name, n);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The trap frame an interrupt of kernel code at `rip` leaves below `sp`:
+ * the CPU aligns the stack to 16 bytes and pushes ss, rsp, rflags, cs and
+ * rip, the entry pushes the rest. Returns the frame's address. */
+static uint64_t plant_trapframe(const struct code *c, uint64_t sp, uint64_t rip, uint64_t rbp)
+{
+	const uint64_t tf = (sp & ~15ull) - sizeof(struct trapframe);
+	struct trapframe f;
+
+	memset(&f, 0, sizeof(f));
+	f.tf_rip = (register_t)rip;
+	f.tf_cs = 0x20;		/* GCODE_SEL, SEL_KPL */
+	f.tf_rflags = 0x246;
+	f.tf_rsp = (register_t)sp;
+	f.tf_ss = 0x28;		/* GDATA_SEL, SEL_KPL */
+	f.tf_rbp = (register_t)rbp;
+	f.tf_trapno = 0xef;	/* APIC_TIMER_INT's vector */
+	kwrite(c->m, tf, &f, sizeof(f));
+	return tf;
+}
+
 struct saved_context plant_chain(const struct code *c, uint64_t sp0, uint64_t lo, const char *const *chain)
 {
 	uint64_t sp = sp0, rbp = 0;
@@ -103,16 +140,32 @@ struct saved_context plant_chain(const struct code *c, uint64_t sp0, uint64_t lo
 	struct call_site site[32];
 	size_t n = 0;
 
-	/* site[i]: the call from chain[i] to chain[i + 1]. */
+	/* site[i]: the call from chain[i] to chain[i + 1], or, when chain[i + 1]
+	 * is an interrupt, the call chain[i] was about to make. */
 	while (chain[n + 1] != NULL) {
-		const char *caller = chain[n][0] == '*' ? chain[n] + 1 : chain[n];
-		const char *callee = chain[n + 1][0] == '*' ? "*" : chain[n + 1];
+		char caller[64], callee[64];
+		chain_name(chain[n], caller, sizeof(caller));
+		if (chain[n + 1][0] == '!') {
+			const char *at = strchr(chain[n + 1], '@');
+			if (at == NULL)
+				die("interrupt %s names no call", chain[n + 1]);
+			snprintf(callee, sizeof(callee), "%s", at + 1);
+		} else if (chain[n + 1][0] == '*') {
+			snprintf(callee, sizeof(callee), "*");
+		} else {
+			chain_name(chain[n + 1], callee, sizeof(callee));
+		}
 		if (n + 1 >= sizeof(site) / sizeof(site[0]))
 			die("call chain too long");
 		site[n] = call_return(c, caller, callee);
 		n++;
 	}
 	for (size_t i = 0; i < n; i++) {
+		if (chain[i + 1][0] == '!') {
+			/* Interrupted before its call; the entry keeps no frame of its own. */
+			sp = plant_trapframe(c, sp, site[i].call, rbp);
+			continue;
+		}
 		sp -= 8;
 		kwrite_u64(c->m, sp, site[i].ret);
 		if (i + 1 == n) {
