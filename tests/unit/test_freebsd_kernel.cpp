@@ -151,9 +151,10 @@ TEST_P(FreebsdPersonality, Stacks) {
         EXPECT_TRUE(reached_base(frames)) << t.name << ": " << frames.back().stop_text();
         // Below an interrupt's entry, the interrupted code at its exact pc
         // (from the trap frame), not a return address.
-        for (size_t i = 0; i + 1 < frames.size(); ++i) {
-            if (got[i] == "Xtimerint") EXPECT_FALSE(frames[i + 1].return_address) << t.name;
-        }
+        for (size_t i = 0; i + 1 < frames.size(); ++i)
+            if (got[i] == "Xtimerint") {
+                EXPECT_FALSE(frames[i + 1].return_address) << t.name;
+            }
         const bool from_user = want.back() == "fast_syscall_common";
         EXPECT_EQ(frames.back().stop, from_user ? StopReason::user_mode : StopReason::end_of_stack) << t.name;
     }
