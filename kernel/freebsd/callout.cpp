@@ -29,7 +29,8 @@ std::string sbt_text(int64_t sbt) {
     return b;
 }
 
-KernelRef callout_ref(const FreebsdKernel& k, uint64_t c, const std::string& subject, const std::string& what) {
+KernelRef callout_ref(const FreebsdKernel& k, uint64_t c, const std::string& subject, const std::string& what,
+                      bool pending = true) {
     KernelRef r;
     r.kind = RefKind::timer;
     r.object = c;
@@ -37,7 +38,7 @@ KernelRef callout_ref(const FreebsdKernel& k, uint64_t c, const std::string& sub
     r.data = k.read_ptr(c, "callout", "c_arg").value_or(0);
     r.subject = subject;
     r.detail = what;
-    if (auto t = k.read_int(c, "callout", "c_time")) r.detail += ", due at " + sbt_text(*t) + " of uptime";
+    if (auto t = k.read_int(c, "callout", "c_time"); t && pending) r.detail += ", due at " + sbt_text(*t) + " of uptime";
     return r;
 }
 
@@ -101,7 +102,8 @@ void survey_callouts(const FreebsdSurveyContext& ctx, Survey& out) {
             }
             if (!*cur) continue;
             KernelRef r = callout_ref(k, *cur, subject, i == 0 ? "running now in the softclock thread"
-                                                               : "running now from the clock interrupt");
+                                                               : "running now from the clock interrupt",
+                                       false);
             // The function and argument being run, as the wheel read them
             // (the callout may have been reset since).
             if (last_func) {

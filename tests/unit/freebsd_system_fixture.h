@@ -3,6 +3,7 @@
 // of a module built as `kmod inuse` builds it (every thread unwound and
 // scanned, every provider, analyze()).
 #pragma once
+#include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
@@ -32,6 +33,26 @@ inline FreebsdSystem& fbsd_system(const std::string& scenario, const std::string
     if (!s) s = FreebsdSystem::open_dump(kernel_path(), dump_path(scenario, form), open_options());
     return *s;
 }
+
+// A dump's memory with some bytes replaced (only where the dump has them).
+class PatchedMemory : public MemorySource {
+public:
+    explicit PatchedMemory(MemorySource& base) : base_(base) {}
+    void put_u64(uint64_t a, uint64_t v) { put_bytes(a, &v, 8); }
+    void put_bytes(uint64_t a, const void* p, size_t n) {
+        for (size_t i = 0; i < n; ++i) patch_[a + i] = static_cast<const uint8_t*>(p)[i];
+    }
+    size_t read(uint64_t vaddr, void* buf, size_t len) override {
+        const size_t n = base_.read(vaddr, buf, len);
+        for (auto it = patch_.lower_bound(vaddr); it != patch_.end() && it->first < vaddr + n; ++it)
+            static_cast<uint8_t*>(buf)[it->first - vaddr] = it->second;
+        return n;
+    }
+
+private:
+    MemorySource& base_;
+    std::map<uint64_t, uint8_t> patch_;
+};
 
 // kmod inuse over a system: stacks, survey, report.
 inline Report inuse_report(FreebsdSystem& sys, const Module& m) {

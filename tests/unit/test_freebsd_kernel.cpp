@@ -9,6 +9,7 @@
 
 #include "freebsd_system_fixture.h"
 #include "kernel/kernel_os.h"
+#include "symbols/types.h"
 #include "lab_system.h"
 
 using namespace kq;
@@ -263,6 +264,51 @@ TEST_P(FreebsdPersonality, IdleIsSafe) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Forms, FreebsdPersonality, ::testing::Values("minidump", "elf"));
+
+// What runs at dump time also counts: a callout a CPU is running and a task
+// a taskqueue thread is running, written into the idle kernel.
+TEST(FreebsdRunning, CalloutAndTaskMakeIdleUnsafe) {
+    KQ_NEED_FBSD_FIXTURE();
+    auto dump = Dump::open(minidump_path("idle"));
+    PatchedMemory mem(*dump);
+    auto types = Types::open(kernel_path());
+    auto ko_types = Types::open(ko_path());
+    auto ko = ElfImage::open(ko_path());
+    Manifest m("idle");
+    auto off = [&](const char* t, const char* member) { return types->offset_or_throw(t, member); };
+    const uint64_t sc = m.num({"mutex"}, 1);  // the softc starts with its mutex
+    const uint64_t base = m.num({"section", "kq_fbsd.ko", ".text"}, 3);
+    auto text = [&](const char* fn) { return base + ko->symbol(fn)->value; };
+
+    // CPU 0 runs the module's callout directly from the clock interrupt.
+    const uint64_t cc = m.num({"cc_cpu", "0"}, 2);
+    const uint64_t co = sc + ko_types->offset_or_throw("kq_fbsd_softc", "sc_callout");
+    const uint64_t exec1 = cc + off("callout_cpu", "cc_exec_entity[1]");
+    mem.put_u64(exec1 + off("cc_exec", "cc_curr"), co);
+    mem.put_u64(exec1 + off("cc_exec", "cc_last_func"), text("kq_fbsd_tick"));
+    mem.put_u64(exec1 + off("cc_exec", "cc_last_arg"), sc);
+
+    // The thread taskqueue's thread runs the module's task (its busy entry
+    // on the bottom of thread0's stack, unused).
+    uint64_t tq = 0;
+    for (const auto& q : m.all({"taskqueue"}))
+        if (q[2] == "thread") tq = std::stoull(q[1], nullptr, 0);
+    const uint64_t task = sc + ko_types->offset_or_throw("kq_fbsd_softc", "sc_task");
+    const uint64_t tb = hex(m.all({"thread"}).front().back()) + 0x100;  // thread0's kstack
+    mem.put_u64(tb + off("taskqueue_busy", "tb_running"), task);
+    mem.put_u64(tb + off("taskqueue_busy", "tb_link.tqe_next"), 0);
+    mem.put_u64(tq + off("taskqueue", "tq_active.tqh_first"), tb);
+
+    auto sys = FreebsdSystem::open_memory(mem, kernel_path(), open_options());
+    const Report r = inuse_report(*sys, *sys->module("kq_fbsd"));
+    EXPECT_EQ(r.verdict, Verdict::unsafe);
+    std::set<std::string> got;
+    for (const auto& e : r.evidence) got.insert(e.kind + " " + e.symbol + ": " + e.detail);
+    EXPECT_EQ(got, (std::set<std::string>{
+                       "timer kq_fbsd_tick [kq_fbsd]: calls into the module; running now from the clock interrupt",
+                       "work kq_fbsd_task [kq_fbsd]: calls into the module; running now",
+                   }));
+}
 
 // Both forms are the same kernel: the same threads, modules and references.
 TEST(FreebsdKernelForms, Agree) {

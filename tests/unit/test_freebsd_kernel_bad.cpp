@@ -3,8 +3,6 @@
 // a gap in coverage (so never SAFE) or a clear error, never a hang.
 #include <gtest/gtest.h>
 
-#include <cstring>
-#include <map>
 
 #include "freebsd_system_fixture.h"
 #include "symbols/types.h"
@@ -13,26 +11,6 @@ using namespace kq;
 using namespace kq::fbsdtest;
 
 namespace {
-
-// The fixture's memory with some words replaced.
-class PatchedMemory : public MemorySource {
-public:
-    explicit PatchedMemory(MemorySource& base) : base_(base) {}
-    void put_u64(uint64_t a, uint64_t v) { put_bytes(a, &v, 8); }
-    void put_bytes(uint64_t a, const void* p, size_t n) {
-        for (size_t i = 0; i < n; ++i) patch_[a + i] = static_cast<const uint8_t*>(p)[i];
-    }
-    size_t read(uint64_t vaddr, void* buf, size_t len) override {
-        size_t n = base_.read(vaddr, buf, len);
-        for (auto it = patch_.lower_bound(vaddr); it != patch_.end() && it->first < vaddr + n; ++it)
-            static_cast<uint8_t*>(buf)[it->first - vaddr] = it->second;
-        return n;
-    }
-
-private:
-    MemorySource& base_;
-    std::map<uint64_t, uint8_t> patch_;
-};
 
 Types& types() {
     static auto t = Types::open(kernel_path());
