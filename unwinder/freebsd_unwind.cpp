@@ -69,6 +69,9 @@ FreebsdUnwinder::FreebsdUnwinder(const FreebsdKernel& k, const std::vector<Modul
     // kernel.debug's CFI (.debug_frame or .eh_frame); a .ko's would need
     // its relocations: modules unwind by frame pointers and prologues.
     unwinder_->add_cfi(image.path(), 0);
+    // A thread that never ran resumes at fork_trampoline's first
+    // instruction (cpu_fork() put it in its pcb): an exact pc.
+    if (auto a = k.find_symbol("fork_trampoline")) unwinder_->set_exact_pc_addresses({*a});
 }
 
 UnwindStart FreebsdUnwinder::start(const Thread& t) {

@@ -45,6 +45,9 @@ RegisterSet pcb_registers(const FreebsdKernel& k, uint64_t pcb) {
     if (!pcb) return r;
     for (auto [reg, name] : regs)
         if (auto v = k.mem().read_u64(pcb + k.off("pcb", name))) r.set(reg, *v);
+    // A context never saved (a CPU not stopped, a pcb never switched from)
+    // is no context: the unwind must say so rather than stop at pc 0.
+    if (!r.get(Reg::rip) || !r.get(Reg::rsp)) return {};
     return r;
 }
 

@@ -112,6 +112,38 @@ TEST_F(FreebsdBadInput, UnreadableStack) {
     expect_gap(*s, "threads", "did not reach their base");
 }
 
+// CPU 1's idle thread was running, but the CPU saved no context.
+TEST_F(FreebsdBadInput, RunningThreadWithoutContext) {
+    const uint64_t pcb1 = sym("stoppcbs") + types().size_or_throw("pcb");
+    mem->put_u64(pcb1 + off("pcb", "pcb_rip"), 0);
+    mem->put_u64(pcb1 + off("pcb", "pcb_rsp"), 0);
+    auto s = open();
+    expect_gap(*s, "threads", "did not reach their base");
+}
+
+// A thread created but never run resumes at fork_trampoline itself: its
+// stack is complete at once.
+TEST_F(FreebsdBadInput, NeverRunThreadIsComplete) {
+    Manifest m("idle");
+    const auto t = m.all({"thread", std::to_string(m.num({"dumptid"}, 1) + 1)});
+    ASSERT_EQ(t.size(), 1u);
+    const uint64_t td = std::stoull(t[0][2], nullptr, 0);
+    const uint64_t pcb = u64(td + off("thread", "td_pcb"));
+    mem->put_u64(pcb + off("pcb", "pcb_rip"), sym("fork_trampoline"));
+    mem->put_u64(pcb + off("pcb", "pcb_rsp"), u64(td + off("thread", "td_frame")) - 8);
+    auto s = open();
+    const Report r = inuse_report(*s, *s->module("kq_fbsd"));
+    EXPECT_EQ(r.verdict, Verdict::safe);
+    FreebsdUnwinder unw(s->kernel(), s->modules());
+    for (const Thread& th : s->threads())
+        if (th.task == td) {
+            const auto frames = unw.unwind(th);
+            ASSERT_EQ(frames.size(), 1u);
+            EXPECT_EQ(frames[0].stop, StopReason::end_of_stack);
+            EXPECT_FALSE(frames[0].return_address);
+        }
+}
+
 TEST_F(FreebsdBadInput, LinkerFilesCycle) {
     auto files = elements(sym("linker_files"), off("linker_file", "link.tqe_next"));
     ASSERT_EQ(files.size(), 2u);
