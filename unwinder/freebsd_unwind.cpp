@@ -107,6 +107,12 @@ std::vector<Frame> FreebsdUnwinder::unwind(const Thread& t) {
     std::vector<Frame> out;
     for (int traps = 0;; ++traps) {
         std::vector<Frame> part = unwinder_->unwind(s);
+        // Saved contexts and kernel-mode trap frames hold kernel pcs: any
+        // other is bad data, not a return to user mode.
+        if (!part.empty() && part[0].stop == StopReason::user_mode) {
+            part[0].stop = StopReason::bad_pc;
+            part[0].stop_detail = "the saved pc " + hex(part[0].pc) + " is not kernel code";
+        }
         size_t i = 0;
         Edge edge = Edge::none;
         std::string name;

@@ -121,6 +121,14 @@ TEST_F(FreebsdBadInput, RunningThreadWithoutContext) {
     expect_gap(*s, "threads", "did not reach their base");
 }
 
+// A saved pc that is no kernel address is bad data, not user mode.
+TEST_F(FreebsdBadInput, SavedPcNotKernelCode) {
+    const uint64_t pcb1 = sym("stoppcbs") + types().size_or_throw("pcb");
+    mem->put_u64(pcb1 + off("pcb", "pcb_rip"), 0x401000);
+    auto s = open();
+    expect_gap(*s, "threads", "did not reach their base");
+}
+
 // A thread created but never run resumes at fork_trampoline itself: its
 // stack is complete at once.
 TEST_F(FreebsdBadInput, NeverRunThreadIsComplete) {
