@@ -31,7 +31,7 @@ Session& Session::of(lldb::SBTarget& target) {
     auto t = session_targets().begin();
     for (auto s = sessions().begin(); s != sessions().end(); ++s, ++t)
         if (*t == target) return **s;
-    throw Error("no kernel is open in this target: run 'kmod core VMCORE' after 'target create VMLINUX'");
+    throw Error("no kernel is open in this target: run 'kmod core VMCORE' (a dump) or 'kmod attach HOST:PORT' (a live kernel)");
 }
 
 void Session::close(lldb::SBTarget& target) {
@@ -122,7 +122,7 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     }
     lldb::SBModule kernel_module;
     try {
-        kernel_module = s->load_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, opts.progress);
+        kernel_module = s->read_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, opts.progress);
     } catch (...) {
         if (opening.valid()) opening.wait();
         throw;
@@ -134,17 +134,14 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
     int port = s->server_->start();
 
-    // vmlinux at its KASLR'd address; modules at the kernel's section
-    // addresses. Placed before the process exists: placed later, they flush
-    // every thread's registers, which LLDB then reads again one by one.
-    target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
-    s->load_modules(target, opts.progress);
-
     if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
     // Connected as `process connect` does in synchronous mode: the stop that
     // ends the connection is printed into this command's result (dropped),
     // not later by the debugger's event thread in the middle of the next
-    // command's output.
+    // command's output. The kernel's symbols are not in the target yet:
+    // LLDB looks functions up by name while it connects, which with vmlinux
+    // in the target builds its name index of all of vmlinux's DWARF (most of
+    // a cold start, and 1 GB).
     const std::string url = "connect://127.0.0.1:" + std::to_string(port);
     const bool was_async = dbg.GetAsync();
     dbg.SetAsync(false);
@@ -157,6 +154,13 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     if (proc.GetState() != lldb::eStateStopped)
         throw Error("LLDB connected to the dump server but the process did not stop (state " +
                     std::string(lldb::SBDebugger::StateAsCString(proc.GetState())) + ")");
+
+    // vmlinux at its KASLR'd address; modules at the kernel's section
+    // addresses. Every thread's registers stay known (the stop's jstopinfo).
+    NoPreload no_preload(dbg);
+    target.AddModule(kernel_module);
+    target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
+    s->load_modules(target, opts.progress);
 
     sessions().push_back(std::move(s));
     session_targets().push_back(target);
@@ -195,36 +199,37 @@ std::string Session::write_symbol_copy(const std::string& vmlinux, const std::fu
     return write_collapsed_copy(img, copy) ? copy : std::string();
 }
 
-// The target's kernel module from `file` (the copy, or vmlinux itself): a
-// new target from it, or it replaces the target's vmlinux (as a separate
-// symbol file LLDB would bring the copy's own, unloaded, sections along).
-// Its symbol table is read here, so that later commands do not pay for it.
-lldb::SBModule Session::load_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
+// The kernel's module from `file` (the copy, or vmlinux itself), its symbol
+// table read, not yet in the target: without a target a new, empty one is
+// made and selected; a target's own vmlinux leaves the target (as a
+// separate symbol file the copy would bring its own, unloaded, sections
+// along) unless it is `file`.
+lldb::SBModule Session::read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
                                             const std::string& file,
                                             const std::function<void(const std::string&)>& say) {
-    NoPreload no_preload(dbg);
-    lldb::SBModule m;
+    lldb::SBModule orig;
     if (!has_target) {
         lldb::SBError err;
-        target = dbg.CreateTarget(file.c_str(), nullptr, nullptr, false, err);
+        target = dbg.CreateTarget("", "x86_64-unknown-linux-gnu", nullptr, false, err);
         if (!target.IsValid())
-            throw Error("LLDB could not create a target from " + file + ": " + (err.GetCString() ? err.GetCString() : "?"));
+            throw Error(std::string("LLDB could not create a target: ") + (err.GetCString() ? err.GetCString() : "?"));
         dbg.SetSelectedTarget(target);
-        m = target.GetModuleAtIndex(0);
     } else {
-        lldb::SBModule orig = target.GetModuleAtIndex(0);
+        orig = target.GetModuleAtIndex(0);
         char path[4096];
         orig.GetFileSpec().GetPath(path, sizeof path);
         if (file == path) return orig;
-        m = target.AddModule(file.c_str(), nullptr, nullptr);
-        if (!m.IsValid()) {
-            if (say) say("LLDB could not load " + file + "; its unwinder may hang on split functions");
-            m = orig;
-        } else {
-            target.RemoveModule(orig);
-        }
+    }
+    lldb::SBModuleSpec spec;
+    spec.SetFileSpec(lldb::SBFileSpec(file.c_str()));
+    lldb::SBModule m(spec);
+    if (!m.IsValid()) {
+        if (!has_target) throw Error("LLDB could not read " + file);
+        if (say) say("LLDB could not load " + file + "; its unwinder may hang on split functions");
+        return orig;
     }
     m.GetNumSymbols();
+    if (has_target) target.RemoveModule(orig);
     return m;
 }
 
@@ -248,27 +253,50 @@ void Session::load_modules(lldb::SBTarget& target, const std::function<void(cons
             if (say) say("LLDB could not load " + m.ko_path);
             continue;
         }
-        bool has_init = false;
-        for (const auto& r : m.ranges)
-            if (r.what.rfind("init ", 0) == 0) has_init = true;
-        size_t placed = 0;
-        for (uint32_t i = 0; i < mod.GetNumSections(); ++i) {
-            lldb::SBSection sec = mod.GetSectionAtIndex(i);
-            const char* name = sec.GetName();
-            if (!name) continue;
-            std::string n = name;
-            // Init sections are freed once the module is live: their recorded
-            // addresses may belong to something else by now.
-            if (!has_init && n.rfind(".init", 0) == 0) continue;
-            for (const auto& ks : m.sections)
-                if (ks.name == n) {
-                    target.SetSectionLoadAddress(sec, ks.addr);
-                    ++placed;
-                    break;
-                }
-        }
-        if (placed) ++modules_loaded_;
+        if (place_ko(target, m, mod)) ++modules_loaded_;
     }
+}
+
+// A .ko's sections at the kernel's addresses of its module; false if none
+// could be placed.
+bool Session::place_ko(lldb::SBTarget& target, const Module& m, lldb::SBModule& mod) {
+    bool has_init = false;
+    for (const auto& r : m.ranges)
+        if (r.what.rfind("init ", 0) == 0) has_init = true;
+    size_t placed = 0;
+    for (uint32_t i = 0; i < mod.GetNumSections(); ++i) {
+        lldb::SBSection sec = mod.GetSectionAtIndex(i);
+        const char* name = sec.GetName();
+        if (!name) continue;
+        std::string n = name;
+        // Init sections are freed once the module is live: their recorded
+        // addresses may belong to something else by now.
+        if (!has_init && n.rfind(".init", 0) == 0) continue;
+        for (const auto& ks : m.sections)
+            if (ks.name == n) {
+                target.SetSectionLoadAddress(sec, ks.addr);
+                ++placed;
+                break;
+            }
+    }
+    return placed > 0;
+}
+
+void Session::enable_index_cache(lldb::SBDebugger& dbg) { use_index_cache(dbg); }
+
+// vmlinux at its KASLR'd address, added once LLDB is connected (see open_core).
+void Session::place_kernel(lldb::SBDebugger& dbg, lldb::SBTarget& target, lldb::SBModule& kernel, uint64_t slide) {
+    NoPreload no_preload(dbg);
+    target.AddModule(kernel);
+    target.SetModuleLoadAddress(kernel, static_cast<int64_t>(slide));
+}
+
+// The target's session from now on (an earlier one of the target ends).
+Session& Session::keep(std::unique_ptr<Session> s, lldb::SBTarget& target) {
+    close(target);
+    sessions().push_back(std::move(s));
+    session_targets().push_back(target);
+    return *sessions().back();
 }
 
 }  // namespace kq

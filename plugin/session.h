@@ -43,7 +43,7 @@ private:
     void load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say);
     static std::string symbol_copy_path(const std::string& vmlinux);
     std::string write_symbol_copy(const std::string& vmlinux, const std::function<void(const std::string&)>& say);
-    lldb::SBModule load_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
+    lldb::SBModule read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
                                        const std::string& file, const std::function<void(const std::string&)>& say);
 
     lldb::SBTarget target_;
