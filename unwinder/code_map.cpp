@@ -3,8 +3,22 @@
 #include <elf.h>
 
 #include <algorithm>
+#include <cstdio>
 
 namespace kq {
+
+std::string describe_code(const CodeMap& map, uint64_t addr, uint64_t lookup) {
+    auto hex = [](uint64_t v) {
+        char b[24];
+        snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
+        return std::string(b);
+    };
+    auto f = map.function_at(lookup);
+    if (!f) return hex(addr);
+    std::string s = (f->name.empty() ? hex(f->start) : f->name) + "+" + hex(addr - f->start);
+    if (!f->module.empty()) s += " [" + f->module + "]";
+    return s;
+}
 
 ThunkKind thunk_kind_of(std::string_view n) {
     auto starts = [&](std::string_view p) { return n.substr(0, p.size()) == p; };

@@ -41,6 +41,11 @@ public:
     virtual ThunkKind thunk_at(uint64_t addr) const;
 };
 
+// "function+0x1c [module]" for addr, the function looked up at `lookup`
+// (pc-1 for a return address) and the offset taken from addr; the hex
+// address when no function is known.
+std::string describe_code(const CodeMap& map, uint64_t addr, uint64_t lookup);
+
 // Classifies a symbol name as a thunk (by the kernel's naming).
 ThunkKind thunk_kind_of(std::string_view name);
 

@@ -194,24 +194,8 @@ void LinuxUnwinder::add_cpu_stacks(const LinuxKernel& k) {
     }
 }
 
-std::string LinuxUnwinder::describe(uint64_t addr) const {
-    auto f = map_->function_at(addr);
-    if (!f) return hex(addr);
-    char b[32];
-    snprintf(b, sizeof b, "+%#llx", static_cast<unsigned long long>(addr - f->start));
-    std::string s = (f->name.empty() ? hex(f->start) : f->name) + b;
-    if (!f->module.empty()) s += " [" + f->module + "]";
-    return s;
-}
+std::string LinuxUnwinder::describe(uint64_t addr) const { return describe_code(*map_, addr, addr); }
 
-std::string LinuxUnwinder::describe(const Frame& fr) const {
-    auto f = map_->function_at(fr.lookup_pc());
-    if (!f) return hex(fr.pc);
-    char b[32];
-    snprintf(b, sizeof b, "+%#llx", static_cast<unsigned long long>(fr.pc - f->start));
-    std::string s = (f->name.empty() ? hex(f->start) : f->name) + b;
-    if (!f->module.empty()) s += " [" + f->module + "]";
-    return s;
-}
+std::string LinuxUnwinder::describe(const Frame& fr) const { return describe_code(*map_, fr.pc, fr.lookup_pc()); }
 
 }  // namespace kq

@@ -1,6 +1,7 @@
 #include "kernel/freebsd/survey.h"
 
 #include "kernel/freebsd/providers.h"
+#include "kernel/run_providers.h"
 
 namespace kq {
 namespace fbsd {
@@ -46,20 +47,7 @@ const std::vector<FreebsdProviderSpec>& freebsd_providers() {
 }
 
 Survey survey_freebsd(const FreebsdSurveyContext& ctx, const std::function<void(const std::string&)>& progress) {
-    Survey s;
-    for (const auto& p : freebsd_providers()) {
-        if (progress) progress(p.name);
-        const size_t before = s.coverage.size();
-        try {
-            p.run(ctx, s);
-        } catch (const Error& e) {
-            s.coverage.resize(before);
-            s.coverage.push_back({p.name, "stopped", false, e.what()});
-            continue;
-        }
-        if (s.coverage.size() == before) s.coverage.push_back({p.name, "?", false, "the provider reported no coverage"});
-    }
-    return s;
+    return run_providers(ctx, freebsd_providers(), progress);
 }
 
 }  // namespace kq

@@ -1,8 +1,7 @@
 #include "kernel/linux/survey.h"
 
 #include "kernel/linux/providers.h"
-
-#include "vmcore/memory_source.h"
+#include "kernel/run_providers.h"
 
 namespace kq {
 
@@ -25,20 +24,7 @@ const std::vector<ProviderSpec>& linux_providers() {
 }
 
 Survey survey_linux(const SurveyContext& ctx, const std::function<void(const std::string&)>& progress) {
-    Survey s;
-    for (const auto& p : linux_providers()) {
-        if (progress) progress(p.name);
-        const size_t before = s.coverage.size();
-        try {
-            p.run(ctx, s);
-        } catch (const Error& e) {
-            s.coverage.resize(before);
-            s.coverage.push_back({p.name, "stopped", false, e.what()});
-            continue;
-        }
-        if (s.coverage.size() == before) s.coverage.push_back({p.name, "?", false, "the provider reported no coverage"});
-    }
-    return s;
+    return run_providers(ctx, linux_providers(), progress);
 }
 
 }  // namespace kq
