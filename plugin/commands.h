@@ -28,6 +28,7 @@ void add_command(lldb::SBCommand& kmod, const CommandSpec& spec);
 void progress(lldb::SBDebugger& dbg, const std::string& line);
 
 void register_core(lldb::SBCommand& kmod);
+void register_attach(lldb::SBCommand& kmod);
 void register_list(lldb::SBCommand& kmod);
 void register_threads(lldb::SBCommand& kmod);
 void register_bt(lldb::SBCommand& kmod);

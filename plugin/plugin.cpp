@@ -62,9 +62,11 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     lldb::SBCommandInterpreter ci = dbg.GetCommandInterpreter();
     lldb::SBCommand kmod = ci.AddMultiwordCommand(
         "kmod", "kquiesce: what still uses a kernel module, and can it be unloaded safely. "
-                "Start with 'target create VMLINUX' then 'kmod core VMCORE'.");
+                "Start with 'target create VMLINUX' then 'kmod core VMCORE' (a dump) or 'kmod attach HOST:PORT' "
+                "(a running kernel's GDB stub).");
     if (!kmod.IsValid()) return false;
     kq::register_core(kmod);
+    kq::register_attach(kmod);
     kq::register_list(kmod);
     kq::register_threads(kmod);
     kq::register_bt(kmod);

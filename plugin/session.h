@@ -1,6 +1,8 @@
-// The kernel behind an LLDB target: the opened system, the GDB-remote
-// server LLDB is connected to, and which .ko files were loaded.
+// The kernel behind an LLDB target: the opened system (a dump, or a live
+// kernel behind a GDB stub), the GDB-remote server LLDB is connected to,
+// and which .ko files were loaded.
 #pragma once
+#include <map>
 #include <memory>
 #include <string>
 
@@ -9,6 +11,7 @@
 #include "kernel/linux/linux_system.h"
 #include "remote/dump_target.h"
 #include "remote/gdb_server.h"
+#include "remote/live_target.h"
 #include "unwinder/linux_unwind.h"
 
 namespace kq {
@@ -22,6 +25,15 @@ public:
     // Throws kq::Error with one line.
     static Session& open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
                               const std::string& vmlinux, const OpenOptions& opts);
+    // Attaches to the running kernel behind the GDB stub at host:port
+    // (QEMU/KVM -gdb) through the project's proxy (remote/live_target.h):
+    // finds the KASLR offset, presents the kernel's tasks as threads, loads
+    // module .ko files at their live addresses. vmlinux: `vmlinux`, else
+    // the target's executable. The guest stays stopped until LLDB resumes
+    // it; detaching lets it run on. proxy_log: a file that receives every
+    // packet sent to and from the stub ("" for none).
+    static Session& open_live(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& host, int port,
+                              const std::string& vmlinux, const OpenOptions& opts, const std::string& proxy_log);
     // The installed vmlinux with debug info of the dump's kernel release
     // (Debian's -dbg path first), or throws kq::Error saying what to pass.
     static std::string default_vmlinux(const std::string& dump);
@@ -29,10 +41,15 @@ public:
     static Session& of(lldb::SBTarget& target);
     static void close(lldb::SBTarget& target);
 
-    LinuxSystem& system() { return *system_; }
+    // The kernel as of the last stop. Live: throws kq::Error while the
+    // kernel runs or after LLDB detached; after it ran, the unwinder and
+    // LLDB's loaded .ko files follow the kernel's modules.
+    LinuxSystem& system();
+    // The live kernel's proxy; nullptr for a dump.
+    LiveTarget* live() { return live_; }
     // The loaded module named `name`, or throws kq::Error listing the loaded ones.
     const Module& module(const std::string& name) const;
-    const std::string& dump_path() const { return dump_path_; }
+    const std::string& dump_path() const { return dump_path_; }  // live: HOST:PORT
     size_t modules_loaded() const { return modules_loaded_; }
     // The project's unwinder over this kernel, set up on first use.
     LinuxUnwinder& unwinder();
@@ -41,6 +58,12 @@ public:
 
 private:
     void load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say);
+    bool place_ko(lldb::SBTarget& target, const Module& m, lldb::SBModule& mod);
+    void sync_live_modules(const std::function<void(const std::string&)>& say);
+    // Steps open_core and open_live share.
+    static void enable_index_cache(lldb::SBDebugger& dbg);
+    static void place_kernel(lldb::SBDebugger& dbg, lldb::SBTarget& target, lldb::SBModule& kernel, uint64_t slide);
+    static Session& keep(std::unique_ptr<Session> s, lldb::SBTarget& target);
     static std::string symbol_copy_path(const std::string& vmlinux);
     std::string write_symbol_copy(const std::string& vmlinux, const std::function<void(const std::string&)>& say);
     lldb::SBModule read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
@@ -49,10 +72,13 @@ private:
     lldb::SBTarget target_;
     std::string dump_path_;
     std::unique_ptr<LinuxSystem> system_;
-    std::unique_ptr<DumpTarget> remote_target_;
+    std::unique_ptr<RemoteTarget> remote_target_;
     std::unique_ptr<GdbServer> server_;
     std::unique_ptr<LinuxUnwinder> unwinder_;
     size_t modules_loaded_ = 0;
+    LiveTarget* live_ = nullptr;  // remote_target_, when it is a live kernel
+    uint64_t live_stop_seen_ = 0;
+    std::map<std::string, std::pair<uint64_t, lldb::SBModule>> live_kos_;  // name -> (struct module, its .ko)
 };
 
 }  // namespace kq

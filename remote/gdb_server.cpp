@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "remote/rsp.h"
@@ -147,13 +148,27 @@ void GdbServer::serve() {
             }
             if (item.kind != K::packet) continue;
             bool was_no_ack = no_ack_;
-            std::string reply = handle(item.payload, close_conn);
+            std::string reply;
+            if (auto acts = target_.can_run() ? resume_actions(item.payload) : std::nullopt) {
+                ++served_;
+                if (!no_ack_ && !send_all("+")) break;
+                reply = run(*acts, fd, dec, send_all);
+                if (reply.empty()) {
+                    close_conn = true;
+                    break;
+                }
+                if (!send_all(rsp::frame(reply))) break;
+                continue;
+            }
+            reply = handle(item.payload, close_conn);
             if (!was_no_ack && !send_all("+")) break;
             if (!send_all(rsp::frame(reply))) break;
             if (close_conn) break;
         }
     }
     if (int c = conn_fd_.exchange(-1); c >= 0) close(c);
+    // LLDB went away without detaching: a live kernel runs on.
+    target_.detach();
 }
 
 const RemoteThread* GdbServer::thread(int64_t tid) {
@@ -188,7 +203,9 @@ std::string GdbServer::stop_reply(int64_t tid, bool with_thread_list) {
     const RemoteThread* t = thread(tid);
     if (!t) return "S05";
     const bool stopped_here = t->tid == target_.stop_thread();
-    std::string r = std::string(stopped_here ? "T05" : "T00") + "thread:" + hex_u64(t->tid) +
+    char sig[8];
+    snprintf(sig, sizeof sig, "T%02x", stopped_here ? target_.stop_signal() & 0xff : 0);
+    std::string r = sig + std::string("thread:") + hex_u64(t->tid) +
                     ";hexname:" + rsp::to_hex(t->name) + ";";
     if (with_thread_list) {
         r += "threads:";
@@ -204,8 +221,7 @@ std::string GdbServer::stop_reply(int64_t tid, bool with_thread_list) {
         std::string v = read_register(*t, i);
         if (!v.empty()) r += reg_key(i) + ":" + v + ";";
     }
-    if (stopped_here && !t->description.empty())
-        r += "reason:exception;description:" + rsp::to_hex(t->description) + ";";
+    if (stopped_here) r += stop_reason_fields(*t);
     return r;
 }
 
@@ -224,11 +240,88 @@ std::string GdbServer::threads_json() {
             first = false;
         }
         j += "}";
-        if (t.tid == target_.stop_thread() && !t.description.empty())
-            j += ",\"reason\":\"exception\",\"description\":" + json_string(t.description);
+        if (t.tid == target_.stop_thread()) {
+            const std::string reason = target_.stop_reason();
+            if (reason == "exception" && !t.description.empty())
+                j += ",\"reason\":\"exception\",\"description\":" + json_string(t.description);
+            else if (!reason.empty())
+                j += ",\"reason\":" + json_string(reason);
+            if (target_.can_run()) j += ",\"signal\":" + std::to_string(target_.stop_signal());
+        }
         j += "}";
     }
     return j + "]";
+}
+
+// The stopping thread's reason: a dump's "exception" with the task's
+// state as description; a live stop's reason, or none (LLDB then tells a
+// breakpoint or a finished step from the PC and the signal).
+std::string GdbServer::stop_reason_fields(const RemoteThread& t) {
+    const std::string reason = target_.stop_reason();
+    if (reason == "exception")
+        return t.description.empty() ? "" : "reason:exception;description:" + rsp::to_hex(t.description) + ";";
+    return reason.empty() ? "" : "reason:" + reason + ";";
+}
+
+// vCont;ACTION[:TID]... or c/s/C/S (s and S for the Hc thread): the
+// actions, nullopt if `p` is no resume packet.
+std::optional<std::vector<ResumeAction>> GdbServer::resume_actions(std::string_view p) const {
+    std::vector<ResumeAction> acts;
+    if (starts(p, "vCont;")) {
+        std::string_view rest = p.substr(6);
+        while (!rest.empty()) {
+            std::string_view one = rest.substr(0, rest.find(';'));
+            rest = one.size() < rest.size() ? rest.substr(one.size() + 1) : std::string_view();
+            if (one.empty()) continue;
+            ResumeAction a;
+            a.action = (one[0] == 's' || one[0] == 'S') ? 's' : 'c';
+            if (auto colon = one.find(':'); colon != std::string_view::npos) {
+                std::string_view tid = one.substr(colon + 1);
+                a.tid = tid == "-1" ? -1 : static_cast<int64_t>(rsp::parse_u64(tid).value_or(0));
+            }
+            acts.push_back(a);
+        }
+        return acts;
+    }
+    if (p == "c" || p == "s" || starts(p, "C") || starts(p, "S")) {
+        if (p.size() > 1 && p[0] != 'C' && p[0] != 'S') return std::nullopt;  // "c ADDR" is not supported
+        const bool step = p[0] == 's' || p[0] == 'S';
+        acts.push_back({step ? 's' : 'c', step && resume_thread_ > 0 ? resume_thread_ : -1});
+        return acts;
+    }
+    return std::nullopt;
+}
+
+// A live target runs until it stops or LLDB interrupts it: the reply to
+// the resume is that stop. Returns "" if LLDB's connection went away.
+std::string GdbServer::run(const std::vector<ResumeAction>& actions, int fd, rsp::Decoder& dec,
+                           const std::function<bool(const std::string&)>& send_all) {
+    if (std::string err = target_.resume(actions); !err.empty()) return err;
+    std::vector<char> buf(4096);
+    while (!stopping_) {
+        pollfd p[2] = {{fd, POLLIN, 0}, {target_.event_fd(), POLLIN, 0}};
+        int r = poll(p, 2, 200);
+        if (r < 0 && errno != EINTR) break;
+        if (r <= 0) continue;
+        if (p[1].revents) {
+            RunState st = target_.poll_stop();
+            if (st == RunState::stopped) return stop_reply(target_.stop_thread(), true);
+            if (st == RunState::gone) return "X09";
+        }
+        if (p[0].revents) {
+            ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+            if (n <= 0) break;
+            dec.feed(buf.data(), static_cast<size_t>(n));
+            for (auto item = dec.next(); item.kind != rsp::Decoder::Kind::none; item = dec.next()) {
+                if (item.kind == rsp::Decoder::Kind::interrupt) target_.interrupt();
+                // In all-stop mode nothing else is asked while running.
+                else if (item.kind == rsp::Decoder::Kind::packet && !send_all((no_ack_ ? "" : "+") + rsp::frame("E16")))
+                    return {};
+            }
+        }
+    }
+    target_.detach();
+    return {};
 }
 
 std::string GdbServer::handle(std::string_view p, bool& close) {
@@ -279,10 +372,10 @@ std::string GdbServer::handle(std::string_view p, bool& close) {
         return r;
     }
     if (p[0] == 'H' && p.size() >= 2) {
-        if (p[1] == 'g') {
-            auto s = p.substr(2);
-            current_ = (s == "-1" || s == "0") ? 0 : static_cast<int64_t>(rsp::parse_u64(s).value_or(0));
-        }
+        auto s = p.substr(2);
+        const int64_t tid = (s == "-1" || s == "0") ? 0 : static_cast<int64_t>(rsp::parse_u64(s).value_or(0));
+        if (p[1] == 'g') current_ = tid;
+        if (p[1] == 'c') resume_thread_ = tid;
         return "OK";
     }
     if (p[0] == 'p') {
@@ -320,8 +413,33 @@ std::string GdbServer::handle(std::string_view p, bool& close) {
         return "Text=" + s + ";Data=" + s + ";Bss=" + s;
     }
     if (starts(p, "qSymbol")) return "OK";
-    if (p == "k") { close = true; return "OK"; }
-    if (p[0] == 'D') { close = true; return "OK"; }
+    // A live kernel is never killed: LLDB's kill detaches, and it runs on.
+    if (p == "k" || p[0] == 'D') {
+        target_.detach();
+        close = true;
+        return "OK";
+    }
+    if (p == "vCont?") return target_.can_run() ? "vCont;c;C;s;S" : "";
+    if (target_.can_run() && (p[0] == 'Z' || p[0] == 'z') && p.size() > 3 && p[2] == ',') {
+        auto rest = p.substr(3);
+        auto comma = rest.find(',');
+        auto addr = rsp::parse_u64(rest.substr(0, comma));
+        auto kind = comma == std::string_view::npos ? std::optional<uint64_t>(1) : rsp::parse_u64(rest.substr(comma + 1, rest.find(';') - comma - 1));
+        if (!addr || !kind || p[1] < '0' || p[1] > '4') return "E01";
+        return target_.breakpoint(p[0] == 'Z', p[1] - '0', *addr, *kind);
+    }
+    if (target_.can_run() && (p[0] == 'M' || p[0] == 'X')) {
+        auto comma = p.find(','), colon = p.find(':');
+        if (comma == std::string_view::npos || colon == std::string_view::npos || colon < comma) return "E01";
+        auto addr = rsp::parse_u64(p.substr(1, comma - 1));
+        auto len = rsp::parse_u64(p.substr(comma + 1, colon - comma - 1));
+        std::optional<std::string> data;
+        if (p[0] == 'M') data = rsp::from_hex(p.substr(colon + 1));
+        else data = std::string(p.substr(colon + 1));  // X: binary, already unescaped
+        if (!addr || !len || !data || data->size() != *len) return "E01";
+        if (*len == 0) return "OK";  // LLDB probes X support with an empty write
+        return target_.write_memory(*addr, *data);
+    }
     // A dump cannot run: any resume ends in the same stop at once.
     if (p == "c" || p == "s" || starts(p, "vCont;") || starts(p, "C") || starts(p, "S"))
         return stop_reply(target_.stop_thread(), true);

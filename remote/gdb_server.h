@@ -3,12 +3,15 @@
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <thread>
+#include <vector>
 
 #include "remote/remote_target.h"
+#include "remote/rsp.h"
 
 namespace kq {
 
@@ -34,6 +37,10 @@ public:
 private:
     void serve();
     std::string stop_reply(int64_t tid, bool with_thread_list);
+    std::string stop_reason_fields(const RemoteThread& t);
+    std::optional<std::vector<ResumeAction>> resume_actions(std::string_view packet) const;
+    std::string run(const std::vector<ResumeAction>& actions, int fd, rsp::Decoder& dec,
+                    const std::function<bool(const std::string&)>& send_all);
     std::string threads_json();
     const RemoteThread* thread(int64_t tid);
     std::string read_register(const RemoteThread& t, unsigned regno);
@@ -44,7 +51,8 @@ private:
     std::atomic<int> conn_fd_{-1};
     std::atomic<bool> stopping_{false};
     std::thread thread_;
-    int64_t current_ = 0;  // Hg thread
+    int64_t current_ = 0;        // Hg thread
+    int64_t resume_thread_ = 0;  // Hc thread
     bool no_ack_ = false;
     std::atomic<uint64_t> served_{0};
 };

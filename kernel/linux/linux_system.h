@@ -1,5 +1,5 @@
-// A Linux kernel opened for analysis: a dump and the vmlinux that matches
-// it, with the tasks and modules read from it.
+// A Linux kernel opened for analysis: a dump (or a live kernel's memory)
+// and the vmlinux that matches it, with the tasks and modules read from it.
 #pragma once
 #include <functional>
 #include <memory>
@@ -27,7 +27,24 @@ public:
     static std::unique_ptr<LinuxSystem> open_dump(const std::string& vmlinux, const std::string& dump,
                                                   const OpenOptions& opts);
 
-    Dump& dump() { return *dump_; }
+    // A running kernel's memory (a GDB stub's; `mem` must outlive the
+    // system). vcpus: each virtual CPU's registers in the stub's order (cpu
+    // = its index). The KASLR offset is found as the one at which vmlinux's
+    // linux_banner reads back from memory: offsets that put a CPU's program
+    // counter inside the kernel's text first, then every step of the
+    // randomization range. Then as open_dump. Throws kq::Error.
+    static std::unique_ptr<LinuxSystem> open_live(const std::string& vmlinux, MemorySource& mem,
+                                                  const std::vector<CpuState>& vcpus, const OpenOptions& opts);
+    // A live kernel ran and stopped again: its tasks and modules, read anew.
+    void reread(const std::vector<CpuState>& vcpus);
+    // The kernel's CPU number of each virtual CPU: the one whose per-CPU
+    // base is the vCPU's GS base, else the vCPU's index.
+    std::vector<int> cpu_of_vcpus(const std::vector<CpuState>& vcpus) const;
+
+    bool is_dump() const { return dump_ != nullptr; }
+    // The dump file; throws kq::Error on a live kernel, which has none.
+    Dump& dump();
+    MemorySource& memory() { return *mem_; }
     const ElfImage& vmlinux() const { return *vmlinux_; }
     LinuxKernel& kernel() { return *kernel_; }
     const std::vector<Thread>& threads() const { return tasks_.threads; }
@@ -38,7 +55,12 @@ public:
     const std::string& release() const { return release_; }
 
 private:
+    void read_all(const std::vector<CpuState>& cpus);
+    std::vector<CpuState> by_cpu(const std::vector<CpuState>& vcpus) const;
+
     std::unique_ptr<Dump> dump_;
+    MemorySource* mem_ = nullptr;  // the dump, or a live kernel's memory
+    std::vector<std::string> modules_dirs_;
     std::unique_ptr<ElfImage> vmlinux_;
     std::unique_ptr<Types> types_;
     std::unique_ptr<LinuxKernel> kernel_;

@@ -1,0 +1,105 @@
+// A live kernel behind a GDB stub as a RemoteTarget: the proxy between
+// LLDB and the stub. The stub's threads are virtual CPUs; LLDB is shown the
+// kernel's tasks instead, read anew at every stop by the kernel's
+// personality (the `Tasks` callback). Resumes, breakpoints and interrupts
+// go through to the stub; memory reads are cached until the next resume.
+// Writes are refused unless a command holds a WriteGrant.
+#pragma once
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <map>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernel/kernel.h"
+#include "remote/live_memory.h"
+#include "remote/remote_target.h"
+#include "remote/stub_connection.h"
+#include "vmcore/dump.h"
+
+namespace kq {
+
+class LiveTarget : public RemoteTarget {
+public:
+    // The tasks of the kernel at a stop, given each vCPU's registers (in the
+    // stub's order); fills cpu_of_vcpu with the kernel's CPU number of each.
+    using Tasks = std::function<const std::vector<Thread>&(const std::vector<CpuState>& vcpus,
+                                                            std::vector<int>& cpu_of_vcpu)>;
+
+    // Connects (the stub stops the guest) and reads the vCPUs' registers.
+    // Throws kq::Error.
+    explicit LiveTarget(StubOptions opts);
+    // Detaches if LLDB did not: the guest runs on without breakpoints.
+    ~LiveTarget() override;
+
+    // The vCPUs' registers at the current stop, in the stub's order.
+    const std::vector<CpuState>& vcpus() const { return vcpus_; }
+    LiveMemory& live_memory() { return mem_; }
+    const StubOptions& options() const { return opts_; }
+    // Sets the kernel's view and reads the tasks of the current stop.
+    void set_tasks(Tasks tasks);
+    // True from a resume until the stop's tasks are read.
+    bool running() const { return running_; }
+    bool detached() const { return detached_; }
+    // Counts stops: what was read at an earlier one may be stale.
+    uint64_t stop_count() const { return stops_; }
+
+    // While one exists, LLDB's memory writes reach the stub. Only commands
+    // that say they write take one.
+    class WriteGrant {
+    public:
+        explicit WriteGrant(LiveTarget& t) : t_(t) { ++t_.write_grants_; }
+        ~WriteGrant() { --t_.write_grants_; }
+        WriteGrant(const WriteGrant&) = delete;
+        WriteGrant& operator=(const WriteGrant&) = delete;
+
+    private:
+        LiveTarget& t_;
+    };
+
+    // RemoteTarget
+    const std::vector<RemoteThread>& threads() override { return threads_; }
+    MemorySource& memory() override { return mem_; }
+    int64_t stop_thread() override { return stop_tid_; }
+    uint64_t image_slide() override { return slide_; }
+    void set_image_slide(uint64_t s) { slide_ = s; }
+    int stop_signal() override { return signal_; }
+    std::string stop_reason() override { return reason_; }
+    bool can_run() override { return true; }
+    std::string resume(const std::vector<ResumeAction>& actions) override;
+    int event_fd() override { return stub_.fd(); }
+    RunState poll_stop() override;
+    void interrupt() override;
+    std::string breakpoint(bool insert, int type, uint64_t addr, uint64_t kind) override;
+    std::string write_memory(uint64_t addr, const std::string& bytes) override;
+    void detach() override;
+
+private:
+    void read_vcpus();
+    void refresh(const std::string& stop_vcpu);
+    const Thread* task_of(int64_t tid) const;
+
+    StubOptions opts_;
+    StubConnection stub_;
+    LiveMemory mem_;
+    Tasks tasks_;
+    std::vector<std::string> vcpu_ids_;  // the stub's thread ids
+    std::vector<std::pair<std::string, unsigned>> reg_layout_;  // 'g' packet: name, bits
+    std::vector<CpuState> vcpus_;
+    std::vector<int> cpu_of_vcpu_;
+    std::vector<Thread> tasks_now_;
+    std::vector<RemoteThread> threads_;
+    int64_t stop_tid_ = 1;
+    int signal_ = 5;
+    std::string reason_;
+    uint64_t slide_ = 0;
+    std::map<std::pair<int, uint64_t>, uint64_t> breakpoints_;  // (type, address) inserted -> kind
+    std::atomic<bool> running_{false};
+    std::atomic<uint64_t> stops_{0};
+    std::atomic<int> write_grants_{0};
+    std::atomic<bool> detached_{false};
+};
+
+}  // namespace kq
