@@ -1,0 +1,240 @@
+"""kmod attach on a running lab guest (QEMU TCG, KASLR on, GDB stub), driven
+through LLDB's Python API: every kernel task is a thread; LLDB's bt of the
+kq_sleep task runs through the module; kmod inuse kq_mutex gives the evidence
+kinds of a dump of the same guest taken at the same moment; the read-only part
+sends the stub no write packet; a breakpoint by name on a function GCC split in
+two (__do_sys_delete_module, whose stop LLDB 16 lost with vmlinux itself) stops
+LLDB when the guest runs rmmod, with the task list re-read; continuing lets
+rmmod finish; an interrupt stops the kernel again with the module gone; detach
+lets the guest run on.
+
+Exits 77 (skipped) when QEMU or LLDB's Python module is missing or the guest
+does not boot. One boot, about two minutes."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
+from kqlab import ENV, PLUGIN, SOURCE, check, core_command, finish, json_of, lldb as lldb_batch  # noqa: E402
+
+SKIP = 77
+LAB = os.environ.get("KQ_LIVE_LAB", f"live-{os.getpid()}")
+LAB_ENV = dict(os.environ, KQ_LAB=LAB)
+SCENARIOS = ["kq_sleep", "kq_mutex", "kq_idle"]
+
+
+def skip(why):
+    print(f"SKIP: {why}")
+    sys.exit(SKIP)
+
+
+def lab(*args, timeout=120, check_rc=True):
+    p = subprocess.run([os.path.join(SOURCE, "scripts", "lab"), *args], env=LAB_ENV, capture_output=True,
+                       text=True, timeout=timeout)
+    if check_rc and p.returncode != 0:
+        raise RuntimeError(f"scripts/lab {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-500:]}")
+    return p
+
+
+def lab_tasks():
+    """{tid: comm} of the guest's tasks (scripts/lab tasks forks nothing in it)."""
+    out = lab("tasks").stdout.splitlines()
+    return {int(l.split()[1]): l.split(None, 2)[2] for l in out[1:] if len(l.split()) >= 3}
+
+
+def import_lldb():
+    try:
+        path = subprocess.run(["lldb-16", "-P"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        skip(f"lldb-16 -P failed: {e}")
+    sys.path.insert(0, path)
+    try:
+        import lldb  # noqa: F401
+    except ImportError as e:
+        skip(f"LLDB's Python module does not load (run with /usr/bin/python3): {e}")
+    return lldb
+
+
+lldb = import_lldb()
+
+
+class Lldb:
+    """One debugger, commands run synchronously, resumes waited for here."""
+
+    def __init__(self):
+        self.dbg = lldb.SBDebugger.Create()
+        self.dbg.SetAsync(False)
+        self.ci = self.dbg.GetCommandInterpreter()
+        self.listener = self.dbg.GetListener()
+
+    def run(self, command):
+        r = lldb.SBCommandReturnObject()
+        self.ci.HandleCommand(command, r)
+        return r.Succeeded(), (r.GetOutput() or "") + (r.GetError() or "")
+
+    @property
+    def process(self):
+        return self.dbg.GetSelectedTarget().GetProcess()
+
+    def wait_state(self, state, seconds):
+        deadline = time.monotonic() + seconds
+        ev = lldb.SBEvent()
+        while time.monotonic() < deadline:
+            self.listener.WaitForEvent(1, ev)
+            if self.process.GetState() == state:
+                return True
+        return self.process.GetState() == state
+
+    def resume(self):
+        """continue, returning once LLDB sees the kernel running."""
+        self.dbg.SetAsync(True)
+        self.process.Continue()
+        running = self.wait_state(lldb.eStateRunning, 20)
+        return running
+
+    def wait_stop(self, seconds):
+        stopped = self.wait_state(lldb.eStateStopped, seconds)
+        self.dbg.SetAsync(False)
+        return stopped
+
+
+def evidence_kinds(report):
+    # The memory reference scan reads a dump's physical memory: not live.
+    return sorted({(e["kind"], e["severity"]) for e in report["evidence"] if e["kind"] != "memory_ref"})
+
+
+def main():
+    if not shutil.which("qemu-system-x86_64"):
+        skip("qemu-system-x86_64 is not installed")
+    work = tempfile.mkdtemp(prefix="kq-live-")
+    log = os.path.join(work, "proxy.log")
+    try:
+        boot = lab("boot", *SCENARIOS, timeout=400, check_rc=False)
+        port = re.search(r"^gdb=(\d+)$", boot.stdout, re.M)
+        if boot.returncode != 0 or not port:
+            skip(f"the lab guest did not boot: {boot.stderr.strip()[-400:]}")
+        t0 = time.monotonic()
+        run_checks(int(port.group(1)), log, work)
+        print(f"live checks took {time.monotonic() - t0:.0f} s")
+    finally:
+        lab("stop", check_rc=False)
+        shutil.rmtree(work, ignore_errors=True)
+    finish()
+
+
+def run_checks(port, log, work):
+    before = lab_tasks()
+    d = Lldb()
+    d.run(f"plugin load {PLUGIN}")
+    ok, out = d.run("kmod attach 127.0.0.1:1 --vmlinux " + ENV["KQ_VMLINUX"])
+    check(not ok and "no GDB stub answers at 127.0.0.1:1" in out, f"attach to a closed port fails in one line: {out.strip()}")
+
+    ok, out = d.run(f"kmod attach 127.0.0.1:{port} --vmlinux {ENV['KQ_VMLINUX']} --modules-dir {ENV['KQ_MODULES_BUILD']} "
+                    f"--modules-dir {ENV['KQ_DEBUG_MODULES']} --log {log} --json")
+    if not check(ok, f"kmod attach: {out.strip()[-300:]}"):
+        return
+    info = json_of(out, "kmod attach")
+    check(int(info["kaslr_offset"], 16) != 0, f"KASLR offset found: {info['kaslr_offset']}")
+    check(d.process.GetState() == lldb.eStateStopped, "LLDB's process is stopped after attach")
+
+    # Every task of the guest is a thread, with its name. Tasks may come and
+    # go between `scripts/lab tasks` and the attach: those present before and
+    # after (read once LLDB detached) must all be there.
+    threads = {t.GetThreadID(): t.GetName() for t in d.process}
+    check(len(threads) == info["tasks"], f"{len(threads)} LLDB threads for {info['tasks']} tasks")
+    idle = [tid for tid, name in threads.items() if tid >= 1 << 30]
+    check(len(idle) == info["cpus"], f"one idle task per CPU: {len(idle)}")
+
+    # LLDB's own unwinder through the module, on the kq_sleep kthread.
+    sleeper = next((t for t in d.process if t.GetName() == "kq_sleep"), None)
+    if check(sleeper is not None, "a thread named kq_sleep"):
+        frames = [(f.GetFunctionName() or "", f.GetModule().GetFileSpec().GetFilename() or "") for f in sleeper]
+        check(("kq_sleep_wait", "kq_sleep.ko") in frames, f"bt of kq_sleep has kq_sleep.ko`kq_sleep_wait: {frames}")
+        d.process.SetSelectedThread(sleeper)
+        ok, out = d.run("bt")
+        check(ok and "kq_sleep.ko`kq_sleep_wait" in out, "`bt` prints the module frame")
+    ok, out = d.run("kmod threads --module kq_sleep --json")
+    check(ok and '"kq_sleep"' in out, "kmod threads --module kq_sleep works live")
+
+    ok, out = d.run("kmod list --json")
+    live_modules = sorted(m["name"] for m in json_of(out, "kmod list")) if ok else []
+    check(set(SCENARIOS) <= set(live_modules), f"kmod list has the scenarios: {live_modules}")
+    ok, out = d.run("kmod inuse kq_mutex --json --quiet")
+    live_report = json_of(out, "live kmod inuse") if ok else None
+    check(live_report is not None and live_report["verdict"] == "UNSAFE",
+          f"kmod inuse kq_mutex live: {live_report and live_report['verdict']}")
+
+    # The same moment as a dump (the guest is stopped): the same evidence.
+    dump = os.path.join(work, "live.elf")
+    lab("dump", dump, timeout=300)
+    outs, text = lldb_batch([core_command(dump), "kmod list --json", "kmod inuse kq_mutex --json --quiet"])
+    dump_modules = sorted(m["name"] for m in json_of(outs[1], "dump kmod list"))
+    check(dump_modules == live_modules, "kmod list: the same modules live and in the dump")
+    dump_report = json_of(outs[2], "dump kmod inuse")
+    if live_report and dump_report:
+        live_kinds, dump_kinds = evidence_kinds(live_report), evidence_kinds(dump_report)
+        check(live_kinds == dump_kinds, f"kmod inuse kq_mutex: evidence kinds live {live_kinds} == dump {dump_kinds}")
+        for want in ("thread_frame", "lock"):
+            check(any(k == want for k, _ in live_kinds), f"live evidence has {want}")
+    os.unlink(dump)
+
+    # Nothing so far may have written to the guest.
+    with open(log) as f:
+        writes = [l.strip() for l in f if re.match(r"^> [MXZGP]", l)]
+    check(not writes, f"read-only commands sent no write packet to the stub: {writes[:3]}")
+
+    # A breakpoint by name stops LLDB when the guest runs rmmod.
+    ok, out = d.run("breakpoint set -n __do_sys_delete_module")
+    check(ok and "address = 0x" in out, f"breakpoint by name resolved: {out.strip()}")
+    guest = {}
+
+    def rmmod():
+        p = lab("guest", "--timeout", "90", "rmmod kq_idle; echo rmmod=$?", timeout=120, check_rc=False)
+        guest["out"] = p.stdout
+    check(d.resume(), "continue: the kernel runs")
+    trigger = threading.Thread(target=rmmod, daemon=True)
+    trigger.start()
+    stopped = d.wait_stop(90)
+    check(stopped, "the breakpoint stopped LLDB")
+    if stopped:
+        hit = [t for t in d.process if t.GetStopReason() == lldb.eStopReasonBreakpoint]
+        check(len(hit) == 1 and hit[0].GetName() == "rmmod", f"stopped in rmmod: {[t.GetName() for t in hit]}")
+        if hit:
+            f0 = hit[0].GetFrameAtIndex(0).GetFunctionName()
+            check(f0 == "__do_sys_delete_module", f"frame 0 is __do_sys_delete_module: {f0}")
+        now = {t.GetThreadID() for t in d.process}
+        check(any(t.GetName() == "rmmod" for t in d.process) and now != set(threads),
+              f"the task list was re-read at the stop ({len(now)} threads)")
+        d.run("breakpoint delete -f")
+        check(d.resume(), "continue from the breakpoint")
+        trigger.join(100)
+        check("rmmod=0" in guest.get("out", ""), f"the guest's rmmod finished: {guest.get('out', '').strip()}")
+        d.dbg.SetAsync(True)
+        d.process.Stop()
+        check(d.wait_stop(30), "process interrupt stops the kernel")
+        ok, out = d.run("kmod list --json")
+        names = [m["name"] for m in json_of(out, "kmod list after rmmod")] if ok else []
+        check(ok and "kq_idle" not in names and "kq_sleep" in names, "kmod list after the stop: kq_idle is gone")
+        kos = [m.GetFileSpec().GetFilename() for m in d.dbg.GetSelectedTarget().modules]
+        check("kq_idle.ko" not in kos and "kq_sleep.ko" in kos, "LLDB's modules follow: kq_idle.ko removed")
+
+    ok, out = d.run("process detach")
+    check(ok, f"detach: {out.strip()}")
+    alive = lab("guest", "--timeout", "30", "echo alive", timeout=60, check_rc=False)
+    check(alive.stdout.strip() == "alive", "the guest runs on after detach")
+
+    after = lab_tasks()
+    missing = {tid: comm for tid, comm in before.items() if after.get(tid) == comm and threads.get(tid) != comm}
+    check(not missing, f"every task present before and after is a thread ({len(before)} tasks): missing {missing}")
+    lldb.SBDebugger.Destroy(d.dbg)
+
+
+if __name__ == "__main__":
+    main()
