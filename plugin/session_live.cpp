@@ -9,7 +9,8 @@ namespace kq {
 
 LinuxSystem& Session::system() {
     if (live_) {
-        if (live_->detached()) throw Error("LLDB detached from the live kernel: attach again ('kmod attach HOST:PORT')");
+        if (live_->detached())
+            throw Error("no longer attached to the live kernel (detached, or its stub went away): 'kmod attach HOST:PORT' again");
         if (live_->running()) throw Error("the kernel is running: stop it first ('process interrupt')");
         if (live_->stop_count() != live_stop_seen_) {
             live_stop_seen_ = live_->stop_count();

@@ -46,6 +46,20 @@ std::string attr(std::string_view elem, std::string_view name) {
     return end == std::string_view::npos ? std::string() : std::string(elem.substr(at, end - at));
 }
 
+// Thread ids as numbers: "2", "02", "p1.2" and "p01.02" may name one vCPU.
+bool same_thread(std::string_view a, std::string_view b) {
+    auto key = [](std::string_view id) -> std::pair<std::optional<uint64_t>, std::optional<uint64_t>> {
+        if (id.size() > 1 && id[0] == 'p') {
+            auto dot = id.find('.');
+            if (dot == std::string_view::npos) return {rsp::parse_u64(id.substr(1)), 0};
+            return {rsp::parse_u64(id.substr(1, dot - 1)), rsp::parse_u64(id.substr(dot + 1))};
+        }
+        return {std::nullopt, rsp::parse_u64(id)};
+    };
+    auto ka = key(a), kb = key(b);
+    return ka.second && ka.second == kb.second && (!ka.first || !kb.first || ka.first == kb.first);
+}
+
 }  // namespace
 
 LiveTarget::LiveTarget(StubOptions opts) : opts_(opts), stub_(std::move(opts)), mem_(stub_) {
@@ -152,7 +166,7 @@ void LiveTarget::refresh(const std::string& stop_vcpu) {
     for (const auto& t : tasks_now_) threads_.push_back({t.id, t.name, describe_thread_state(t), t.regs});
     int cpu = -1;
     for (size_t i = 0; i < vcpu_ids_.size(); ++i)
-        if (vcpu_ids_[i] == stop_vcpu && i < cpu_of_vcpu_.size()) cpu = cpu_of_vcpu_[i];
+        if (same_thread(vcpu_ids_[i], stop_vcpu) && i < cpu_of_vcpu_.size()) cpu = cpu_of_vcpu_[i];
     const Thread* stopped = nullptr;
     for (const auto& t : tasks_now_)
         if (t.on_cpu && (t.cpu == cpu || (!stopped && cpu < 0))) {
@@ -209,9 +223,14 @@ RunState LiveTarget::poll_stop() {
         std::lock_guard g(stub_.lock());
         r = stub_.poll_stop(closed);
     }
-    if (closed) return RunState::gone;
-    if (!r) return RunState::running;
-    if ((*r)[0] == 'W' || (*r)[0] == 'X') return RunState::gone;
+    if (!r && !closed) return RunState::running;
+    if (closed || (*r)[0] == 'W' || (*r)[0] == 'X') {
+        // The stub went away (QEMU quit) or the target exited: nothing to
+        // detach from.
+        detached_ = true;
+        running_ = false;
+        return RunState::gone;
+    }
     signal_ = static_cast<int>(rsp::parse_u64(std::string_view(*r).substr(1, 2)).value_or(5));
     std::string vcpu;
     if (auto at = r->find("thread:"); at != std::string::npos) vcpu = r->substr(at + 7, r->find(';', at) - at - 7);
