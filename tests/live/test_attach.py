@@ -126,6 +126,9 @@ def main():
     finally:
         lab("stop", check_rc=False)
         shutil.rmtree(work, ignore_errors=True)
+        if "KQ_LIVE_LAB" not in os.environ:  # a lab of this run only: its logs go too
+            cache = os.environ.get("KQ_CACHE", os.path.expanduser("~/.cache/kquiesce"))
+            shutil.rmtree(os.path.join(cache, "labs", LAB), ignore_errors=True)
     finish()
 
 
