@@ -51,8 +51,13 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
         return std::nullopt;
     };
     const uint64_t direct = k.direct_map_base();
+    // A dump says which physical memory it holds; a live kernel's direct map
+    // is taken at its largest (64 TiB with 4-level paging), the page's
+    // metadata deciding the rest.
+    const std::vector<std::pair<uint64_t, uint64_t>> ram =
+        sys.is_dump() ? sys.dump().memory_ranges() : std::vector<std::pair<uint64_t, uint64_t>>{{0, uint64_t{1} << 46}};
     if (direct && addr >= direct)
-        for (const auto& [a, b] : sys.dump().memory_ranges())
+        for (const auto& [a, b] : ram)
             if (addr - direct >= a && addr - direct < b) {
                 const std::string phys = "physical address " + hex_addr(addr - direct);
                 if (std::string pc = per_cpu_name(sys, addr); !pc.empty())
