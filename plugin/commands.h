@@ -35,5 +35,7 @@ void register_bt(lldb::SBCommand& kmod);
 void register_inuse(lldb::SBCommand& kmod);
 void register_refs(lldb::SBCommand& kmod);
 void register_whatis(lldb::SBCommand& kmod);
+void register_dmesg(lldb::SBCommand& kmod);
+void register_postmortem(lldb::SBCommand& kmod);
 
 }  // namespace kq

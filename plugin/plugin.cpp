@@ -73,5 +73,7 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     kq::register_inuse(kmod);
     kq::register_refs(kmod);
     kq::register_whatis(kmod);
+    kq::register_dmesg(kmod);
+    kq::register_postmortem(kmod);
     return true;
 }
