@@ -146,10 +146,11 @@ def drgn_stacks(prog, notes):
                 continue
             else:
                 trace, how = prog.stack_trace(task), "switched out"
+            # A frame's pc may be unknown to drgn (LookupError) only when read.
+            frames, stopped = drgn_frames(trace, modules)
         except (drgn.FaultError, LookupError, ValueError) as e:
             skipped[tid] = f"drgn cannot unwind it: {e}"
             continue
-        frames, stopped = drgn_frames(trace, modules)
         stacks[tid] = (frames, stopped, how)
     return stacks, skipped
 
