@@ -298,7 +298,6 @@ public:
         a_.area_end = h_.area.end;
         if (!c_.panicked && !c_.oops.found) {
             a_.kind = Attribution::Kind::no_crash;
-            a_.notes.push_back("the kernel did not panic (panic_cpu holds no CPU) and its log holds no oops");
             return std::move(a_);
         }
         const bool have_regs = c_.regs_addr != 0;

@@ -37,9 +37,13 @@ void parse_cpu_line(const std::string& s, OopsLog& o) {
     o.comm = s.substr(c, end == std::string::npos ? std::string::npos : end - c);
 }
 
+// The first line of an oops: a fault (page fault, NULL pointer, general
+// protection, stack segment), BUG() or an invalid opcode. Other "BUG: "
+// reports (soft lockup, scheduling while atomic ...) are warnings, no oops.
 bool opens_oops(const std::string& t) {
-    return starts(t, "BUG: ") || starts(t, "Oops: ") || starts(t, "general protection fault") ||
-           starts(t, "kernel BUG at") || starts(t, "stack segment: ") || starts(t, "invalid opcode: ");
+    return starts(t, "BUG: unable to handle ") || starts(t, "BUG: kernel NULL pointer dereference") ||
+           starts(t, "Oops: ") || starts(t, "general protection fault") || starts(t, "kernel BUG at") ||
+           starts(t, "stack segment: ") || starts(t, "invalid opcode: ");
 }
 
 int32_t read_i32(MemorySource& mem, uint64_t a, int32_t dflt) { return mem.read_as<int32_t>(a).value_or(dflt); }
@@ -108,7 +112,7 @@ OopsLog parse_oops(const KernelLog& log) {
     // "BUG: ..." comes a few lines before "Oops: ...": the oops starts there.
     if (start < r.size() && starts(r[start].text, "Oops: "))
         for (size_t i = start; i-- > 0 && start - i <= 6;)
-            if (starts(r[i].text, "BUG: ")) start = i;
+            if (starts(r[i].text, "BUG: ") && opens_oops(r[i].text)) start = i;
     if (panic < r.size()) o.panic = r[panic].text.substr(strlen("Kernel panic - not syncing: "));
     if (start == r.size()) return o;
     o.found = true;
@@ -117,7 +121,7 @@ OopsLog parse_oops(const KernelLog& log) {
     for (size_t i = start; i <= end && i < r.size(); ++i) {
         const std::string& t = r[i].text;
         if (o.lines.size() < 400) o.lines.push_back(t);
-        if (starts(t, "BUG: ") && o.bug.empty()) {
+        if (starts(t, "BUG: ") && opens_oops(t) && o.bug.empty()) {
             o.bug = t;
             if (auto a = hex_after(t, "address:")) o.address = a;
         } else if (starts(t, "#PF: supervisor ") && o.access.empty()) {
