@@ -1,9 +1,8 @@
 // kmod attach HOST:PORT: a running kernel through its GDB stub.
-#include <cstdio>
 #include <cstdlib>
 
 #include "plugin/commands.h"
-#include "plugin/json.h"
+#include "plugin/opened_kernel.h"
 #include "plugin/session.h"
 
 namespace kq {
@@ -34,35 +33,16 @@ static void attach(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (log.empty())
         if (const char* env = getenv("KQ_PROXY_LOG")) log = env;
     Session& s = Session::open_live(dbg, target, host, port, vmlinux.empty() ? "" : vmlinux[0], opts, log);
-    auto& sys = s.system();
-    size_t found = 0;
-    for (const auto& m : sys.modules()) found += !m.ko_path.empty();
-    char slide[32];
-    snprintf(slide, sizeof slide, "%#llx", static_cast<unsigned long long>(sys.kernel().slide()));
-    const size_t cpus = s.live()->vcpus().size();
-    auto warnings = sys.warnings();
+    const OpenedKernel opened(s, s.live()->vcpus().size());
     if (args.flag("--json")) {
         Json j;
-        j.begin_object()
-            .field("stub", s.dump_path())
-            .field("release", sys.release())
-            .field("kaslr_offset", std::string(slide))
-            .field("cpus", static_cast<uint64_t>(cpus))
-            .field("tasks", static_cast<uint64_t>(sys.threads().size()))
-            .field("modules", static_cast<uint64_t>(sys.modules().size()))
-            .field("ko_found", static_cast<uint64_t>(found))
-            .field("ko_loaded", static_cast<uint64_t>(s.modules_loaded()));
-        j.key("warnings").begin_array();
-        for (const auto& w : warnings) j.value(w);
-        j.end_array().end_object();
+        j.begin_object().field("stub", s.dump_path());
+        opened.end_json(j);
         out = j.str() + "\n";
         return;
     }
-    out = "Attached to " + s.dump_path() + ": Linux " + sys.release() + ", KASLR offset " + slide + ", " +
-          std::to_string(cpus) + " CPUs, " + std::to_string(sys.threads().size()) + " tasks, " +
-          std::to_string(sys.modules().size()) + " modules (" + std::to_string(found) + " with a .ko, " +
-          std::to_string(s.modules_loaded()) + " loaded into LLDB); the kernel is stopped\n";
-    for (const auto& w : warnings) out += "warning: " + w + "\n";
+    out = "Attached to " + s.dump_path() + ": " + opened.text(true) + "; the kernel is stopped\n" +
+          opened.warning_lines();
 }
 
 void register_attach(lldb::SBCommand& kmod) {

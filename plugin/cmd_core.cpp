@@ -1,8 +1,6 @@
 // kmod core VMCORE: open a Linux kernel dump in the current target.
-#include <cstdio>
-
 #include "plugin/commands.h"
-#include "plugin/json.h"
+#include "plugin/opened_kernel.h"
 #include "plugin/session.h"
 
 namespace kq {
@@ -17,34 +15,16 @@ static void core(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     opts.progress = [&dbg](const std::string& line) { progress(dbg, line); };
     Session& s = Session::open_core(dbg, target, args.positional[0], vmlinux.empty() ? "" : vmlinux[0], opts);
     auto& sys = s.system();
-    size_t found = 0;
-    for (const auto& m : sys.modules()) found += !m.ko_path.empty();
-    char slide[32];
-    snprintf(slide, sizeof slide, "%#llx", static_cast<unsigned long long>(sys.kernel().slide()));
-    auto warnings = sys.warnings();
+    const OpenedKernel opened(s, sys.dump().cpus().size());
     if (args.flag("--json")) {
         Json j;
-        j.begin_object()
-            .field("dump", s.dump_path())
-            .field("format", sys.dump().format())
-            .field("release", sys.release())
-            .field("kaslr_offset", std::string(slide))
-            .field("cpus", static_cast<int64_t>(sys.dump().cpus().size()))
-            .field("tasks", static_cast<uint64_t>(sys.threads().size()))
-            .field("modules", static_cast<uint64_t>(sys.modules().size()))
-            .field("ko_found", static_cast<uint64_t>(found))
-            .field("ko_loaded", static_cast<uint64_t>(s.modules_loaded()));
-        j.key("warnings").begin_array();
-        for (const auto& w : warnings) j.value(w);
-        j.end_array().end_object();
+        j.begin_object().field("dump", s.dump_path()).field("format", sys.dump().format());
+        opened.end_json(j);
         out = j.str() + "\n";
         return;
     }
-    out = "Opened " + s.dump_path() + " (" + sys.dump().format() + "): Linux " + sys.release() +
-          ", KASLR offset " + slide + ", " + std::to_string(sys.threads().size()) + " tasks, " +
-          std::to_string(sys.modules().size()) + " modules (" + std::to_string(found) + " with a .ko, " +
-          std::to_string(s.modules_loaded()) + " loaded into LLDB)\n";
-    for (const auto& w : warnings) out += "warning: " + w + "\n";
+    out = "Opened " + s.dump_path() + " (" + sys.dump().format() + "): " + opened.text(false) + "\n" +
+          opened.warning_lines();
 }
 
 void register_core(lldb::SBCommand& kmod) {

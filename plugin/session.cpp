@@ -95,53 +95,82 @@ std::string Session::default_vmlinux(const std::string& dump) {
 
 Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
                             const std::string& vmlinux_arg, const OpenOptions& opts) {
-    const bool has_target = target.IsValid() && target.GetExecutable().IsValid();
-    if (has_target && target.GetProcess().IsValid() && target.GetProcess().GetState() != lldb::eStateDetached &&
-        target.GetProcess().GetState() != lldb::eStateExited && target.GetProcess().GetState() != lldb::eStateInvalid)
-        throw Error("the target already has a process: create a new target for another dump");
-    std::string vmlinux = vmlinux_arg;
-    if (has_target && vmlinux.empty()) {
-        char path[4096];
-        target.GetExecutable().GetPath(path, sizeof path);
-        vmlinux = path;
-    }
+    const bool has_target = has_kernel_target(target, "create a new target for another dump");
+    std::string vmlinux = target_vmlinux(target, vmlinux_arg);
     if (vmlinux.empty()) vmlinux = default_vmlinux(dump);
 
     use_index_cache(dbg);
     auto s = std::make_unique<Session>();
     s->dump_path_ = dump;
-    // LLDB reads its symbols from the copy (once written) while the dump and
-    // the kernel's layouts are read here, on another thread.
-    std::string copy = symbol_copy_path(vmlinux);
-    std::future<std::unique_ptr<LinuxSystem>> opening;
-    if (!copy.empty())
-        opening = std::async(std::launch::async, [&] { return LinuxSystem::open_dump(vmlinux, dump, opts); });
-    else {
-        s->system_ = LinuxSystem::open_dump(vmlinux, dump, opts);
-        copy = s->write_symbol_copy(vmlinux, opts.progress);
-    }
-    lldb::SBModule kernel_module;
-    try {
-        kernel_module = s->read_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, opts.progress);
-    } catch (...) {
-        if (opening.valid()) opening.wait();
-        throw;
-    }
-    if (opening.valid()) s->system_ = opening.get();
+    lldb::SBModule kernel_module = s->open_system(
+        dbg, target, has_target, vmlinux, [&] { return LinuxSystem::open_dump(vmlinux, dump, opts); }, opts.progress);
     auto& sys = *s->system_;
-    s->target_ = target;
     s->remote_target_ = std::make_unique<DumpTarget>(sys.dump(), sys.threads(), sys.kernel().slide());
     s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
     int port = s->server_->start();
 
     if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
-    // Connected as `process connect` does in synchronous mode: the stop that
-    // ends the connection is printed into this command's result (dropped),
-    // not later by the debugger's event thread in the middle of the next
-    // command's output. The kernel's symbols are not in the target yet:
-    // LLDB looks functions up by name while it connects, which with vmlinux
-    // in the target builds its name index of all of vmlinux's DWARF (most of
-    // a cold start, and 1 GB).
+    connect_lldb(dbg, target, port, "the dump server");
+    // Every thread's registers stay known (the stop's jstopinfo).
+    place_kernel(dbg, target, kernel_module, sys.kernel().slide());
+    s->load_modules(target, opts.progress);
+    return keep(std::move(s), target);
+}
+
+// True when the target has an executable (vmlinux); throws kq::Error when it
+// already has a live process ("...: `refusal`").
+bool Session::has_kernel_target(lldb::SBTarget& target, const char* refusal) {
+    const bool has_target = target.IsValid() && target.GetExecutable().IsValid();
+    if (has_target && target.GetProcess().IsValid() && target.GetProcess().GetState() != lldb::eStateDetached &&
+        target.GetProcess().GetState() != lldb::eStateExited && target.GetProcess().GetState() != lldb::eStateInvalid)
+        throw Error(std::string("the target already has a process: ") + refusal);
+    return has_target;
+}
+
+// `vmlinux` if given, else the target's executable ("" without either).
+std::string Session::target_vmlinux(lldb::SBTarget& target, const std::string& vmlinux) {
+    if (!vmlinux.empty() || !target.IsValid() || !target.GetExecutable().IsValid()) return vmlinux;
+    char path[4096];
+    target.GetExecutable().GetPath(path, sizeof path);
+    return path;
+}
+
+// Sets system_ from `open` and target_ to the target (made here when there
+// is none): LLDB reads its symbols from the copy (once written) while the
+// kernel and its layouts are read by `open`, on another thread. Returns the
+// kernel's module, not yet in the target (see connect_lldb).
+lldb::SBModule Session::open_system(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
+                                    const std::string& vmlinux,
+                                    const std::function<std::unique_ptr<LinuxSystem>()>& open,
+                                    const std::function<void(const std::string&)>& say) {
+    std::string copy = symbol_copy_path(vmlinux);
+    std::future<std::unique_ptr<LinuxSystem>> opening;
+    if (!copy.empty())
+        opening = std::async(std::launch::async, open);
+    else {
+        system_ = open();
+        copy = write_symbol_copy(vmlinux, say);
+    }
+    lldb::SBModule kernel_module;
+    try {
+        kernel_module = read_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, say);
+    } catch (...) {
+        if (opening.valid()) opening.wait();
+        throw;
+    }
+    if (opening.valid()) system_ = opening.get();
+    target_ = target;
+    return kernel_module;
+}
+
+// Connects LLDB to `server` on `port` as `process connect` does in
+// synchronous mode: the stop that ends the connection is printed into this
+// command's result (dropped), not later by the debugger's event thread in
+// the middle of the next command's output. The kernel's symbols are not in
+// the target yet: LLDB looks functions up by name while it connects, which
+// with vmlinux in the target builds its name index of all of vmlinux's DWARF
+// (most of a cold start, and 1 GB).
+void Session::connect_lldb(lldb::SBDebugger& dbg, lldb::SBTarget& target, int port, const std::string& server) {
     const std::string url = "connect://127.0.0.1:" + std::to_string(port);
     const bool was_async = dbg.GetAsync();
     dbg.SetAsync(false);
@@ -150,21 +179,10 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     dbg.SetAsync(was_async);
     lldb::SBProcess proc = target.GetProcess();
     if (!ret.Succeeded() || !proc.IsValid())
-        throw Error(std::string("LLDB could not connect to the dump server: ") + (ret.GetError() ? ret.GetError() : "?"));
+        throw Error("LLDB could not connect to " + server + ": " + (ret.GetError() ? ret.GetError() : "?"));
     if (proc.GetState() != lldb::eStateStopped)
-        throw Error("LLDB connected to the dump server but the process did not stop (state " +
+        throw Error("LLDB connected to " + server + " but the process did not stop (state " +
                     std::string(lldb::SBDebugger::StateAsCString(proc.GetState())) + ")");
-
-    // vmlinux at its KASLR'd address; modules at the kernel's section
-    // addresses. Every thread's registers stay known (the stop's jstopinfo).
-    NoPreload no_preload(dbg);
-    target.AddModule(kernel_module);
-    target.SetModuleLoadAddress(kernel_module, static_cast<int64_t>(sys.kernel().slide()));
-    s->load_modules(target, opts.progress);
-
-    sessions().push_back(std::move(s));
-    session_targets().push_back(target);
-    return *sessions().back();
 }
 
 // LLDB reads vmlinux from a copy whose split functions cover only their hot

@@ -62,6 +62,12 @@ private:
     void sync_live_modules(const std::function<void(const std::string&)>& say);
     // Steps open_core and open_live share.
     static void enable_index_cache(lldb::SBDebugger& dbg);
+    static bool has_kernel_target(lldb::SBTarget& target, const char* refusal);
+    static std::string target_vmlinux(lldb::SBTarget& target, const std::string& vmlinux);
+    lldb::SBModule open_system(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target, const std::string& vmlinux,
+                               const std::function<std::unique_ptr<LinuxSystem>()>& open,
+                               const std::function<void(const std::string&)>& say);
+    static void connect_lldb(lldb::SBDebugger& dbg, lldb::SBTarget& target, int port, const std::string& server);
     static void place_kernel(lldb::SBDebugger& dbg, lldb::SBTarget& target, lldb::SBModule& kernel, uint64_t slide);
     static Session& keep(std::unique_ptr<Session> s, lldb::SBTarget& target);
     static std::string symbol_copy_path(const std::string& vmlinux);

@@ -50,16 +50,8 @@ void Session::sync_live_modules(const std::function<void(const std::string&)>& s
 
 Session& Session::open_live(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& host, int port,
                             const std::string& vmlinux_arg, const OpenOptions& opts, const std::string& proxy_log) {
-    const bool has_target = target.IsValid() && target.GetExecutable().IsValid();
-    if (has_target && target.GetProcess().IsValid() && target.GetProcess().GetState() != lldb::eStateDetached &&
-        target.GetProcess().GetState() != lldb::eStateExited && target.GetProcess().GetState() != lldb::eStateInvalid)
-        throw Error("the target already has a process: create a new target to attach");
-    std::string vmlinux = vmlinux_arg;
-    if (has_target && vmlinux.empty()) {
-        char path[4096];
-        target.GetExecutable().GetPath(path, sizeof path);
-        vmlinux = path;
-    }
+    const bool has_target = has_kernel_target(target, "create a new target to attach");
+    const std::string vmlinux = target_vmlinux(target, vmlinux_arg);
     if (vmlinux.empty())
         throw Error("which kernel runs there? pass --vmlinux VMLINUX (its vmlinux with debug info), or 'target create' it first");
     auto say = [&](const std::string& line) {
@@ -76,27 +68,11 @@ Session& Session::open_live(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     so.log_path = proxy_log;
     auto live = std::make_unique<LiveTarget>(so);
 
-    // As open_core: LLDB reads the symbol copy while the kernel is read.
     LiveTarget* lt = live.get();
-    std::string copy = symbol_copy_path(vmlinux);
-    std::future<std::unique_ptr<LinuxSystem>> opening;
-    if (!copy.empty())
-        opening = std::async(std::launch::async,
-                             [&] { return LinuxSystem::open_live(vmlinux, lt->live_memory(), lt->vcpus(), opts); });
-    else {
-        s->system_ = LinuxSystem::open_live(vmlinux, lt->live_memory(), lt->vcpus(), opts);
-        copy = s->write_symbol_copy(vmlinux, opts.progress);
-    }
-    lldb::SBModule kernel_module;
-    try {
-        kernel_module = s->read_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, opts.progress);
-    } catch (...) {
-        if (opening.valid()) opening.wait();
-        throw;
-    }
-    if (opening.valid()) s->system_ = opening.get();
+    lldb::SBModule kernel_module = s->open_system(
+        dbg, target, has_target, vmlinux,
+        [&] { return LinuxSystem::open_live(vmlinux, lt->live_memory(), lt->vcpus(), opts); }, opts.progress);
     LinuxSystem* sys = s->system_.get();
-    s->target_ = target;
     lt->set_image_slide(sys->kernel().slide());
     // At every stop the proxy reads the tasks anew; at this first one they
     // were just read.
@@ -113,18 +89,7 @@ Session& Session::open_live(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     const int lldb_port = s->server_->start();
 
     say("connecting LLDB to the kernel's " + std::to_string(sys->threads().size()) + " tasks");
-    const std::string url = "connect://127.0.0.1:" + std::to_string(lldb_port);
-    const bool was_async = dbg.GetAsync();
-    dbg.SetAsync(false);
-    lldb::SBCommandReturnObject ret;
-    dbg.GetCommandInterpreter().HandleCommand(("process connect --plugin gdb-remote " + url).c_str(), ret);
-    dbg.SetAsync(was_async);
-    lldb::SBProcess proc = target.GetProcess();
-    if (!ret.Succeeded() || !proc.IsValid())
-        throw Error(std::string("LLDB could not connect to the proxy: ") + (ret.GetError() ? ret.GetError() : "?"));
-    if (proc.GetState() != lldb::eStateStopped)
-        throw Error("LLDB connected to the proxy but the process did not stop (state " +
-                    std::string(lldb::SBDebugger::StateAsCString(proc.GetState())) + ")");
+    connect_lldb(dbg, target, lldb_port, "the proxy");
 
     // As open_core: vmlinux and the modules once connected.
     place_kernel(dbg, target, kernel_module, sys->kernel().slide());
