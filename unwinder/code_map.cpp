@@ -3,19 +3,15 @@
 #include <elf.h>
 
 #include <algorithm>
-#include <cstdio>
+
+#include "unwinder/frame.h"
 
 namespace kq {
 
 std::string describe_code(const CodeMap& map, uint64_t addr, uint64_t lookup) {
-    auto hex = [](uint64_t v) {
-        char b[24];
-        snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
-        return std::string(b);
-    };
     auto f = map.function_at(lookup);
-    if (!f) return hex(addr);
-    std::string s = (f->name.empty() ? hex(f->start) : f->name) + "+" + hex(addr - f->start);
+    if (!f) return hex_text(addr);
+    std::string s = (f->name.empty() ? hex_text(f->start) : f->name) + "+" + hex_text(addr - f->start);
     if (!f->module.empty()) s += " [" + f->module + "]";
     return s;
 }

@@ -1,5 +1,7 @@
 #include "unwinder/frame.h"
 
+#include <charconv>
+
 namespace kq {
 
 const char* to_string(UnwindMethod m) {
@@ -60,6 +62,13 @@ const char* to_string(StackKind k) {
         case StackKind::exception: return "exception";
     }
     return "?";
+}
+
+// Without printf: it names the stop of every unwind.
+std::string hex_text(uint64_t v) {
+    if (!v) return "0";
+    char b[24] = {'0', 'x'};
+    return std::string(b, std::to_chars(b + 2, b + sizeof b, v, 16).ptr);
 }
 
 std::string Frame::stop_text() const {

@@ -78,6 +78,9 @@ struct Frame {
     uint64_t lookup_pc() const { return return_address ? pc - 1 : pc; }
 };
 
+// An address as the unwinder's texts show it, as printf's %#llx.
+std::string hex_text(uint64_t v);
+
 // True when the unwind reached the base of the stack.
 inline bool reached_base(const std::vector<Frame>& frames) {
     return !frames.empty() && is_base(frames.back().stop);

@@ -1,17 +1,9 @@
 #include "unwinder/freebsd_unwind.h"
 
-#include <cstdio>
-
 #include "symbols/types.h"
 
 namespace kq {
 namespace {
-
-std::string hex(uint64_t v) {
-    char b[24];
-    snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 // struct trapframe's members by register (amd64/include/frame.h).
 const std::pair<Reg, const char*> kTrapframe[] = {
@@ -111,7 +103,7 @@ std::vector<Frame> FreebsdUnwinder::unwind(const Thread& t) {
         // other is bad data, not a return to user mode.
         if (!part.empty() && part[0].stop == StopReason::user_mode) {
             part[0].stop = StopReason::bad_pc;
-            part[0].stop_detail = "the saved pc " + hex(part[0].pc) + " is not kernel code";
+            part[0].stop_detail = "the saved pc " + hex_text(part[0].pc) + " is not kernel code";
         }
         size_t i = 0;
         Edge edge = Edge::none;
@@ -148,7 +140,7 @@ std::vector<Frame> FreebsdUnwinder::unwind(const Thread& t) {
         }
         if (!ok) {
             f.stop = StopReason::unreadable;
-            f.stop_detail = "the trap frame of " + name + " at " + hex(f.sp) + " is not in the dump";
+            f.stop_detail = "the trap frame of " + name + " at " + hex_text(f.sp) + " is not in the dump";
             return out;
         }
         if (regs.get(Reg::cs) & 3) {
@@ -163,7 +155,7 @@ std::vector<Frame> FreebsdUnwinder::unwind(const Thread& t) {
         }
         if (regs.get(Reg::rsp) <= f.sp) {
             f.stop = StopReason::sp_not_increasing;
-            f.stop_detail = "the trap frame of " + name + " resumes at sp " + hex(regs.get(Reg::rsp));
+            f.stop_detail = "the trap frame of " + name + " resumes at sp " + hex_text(regs.get(Reg::rsp));
             return out;
         }
         s.regs = regs;

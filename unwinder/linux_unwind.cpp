@@ -1,17 +1,9 @@
 #include "unwinder/linux_unwind.h"
 
-#include <cstdio>
-
 #include "symbols/types.h"
 
 namespace kq {
 namespace {
-
-std::string hex(uint64_t v) {
-    char b[24];
-    snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
-    return b;
-}
 
 std::vector<std::pair<uint64_t, uint64_t>> text_of(const Module& m) {
     std::vector<std::pair<uint64_t, uint64_t>> t;

@@ -1,7 +1,6 @@
 #include "unwinder/unwinder.h"
 
 #include <algorithm>
-#include <charconv>
 #include <cstring>
 #include <unordered_map>
 
@@ -15,11 +14,6 @@ constexpr uint64_t kPage = 4096;
 // x86-64 kernel addresses are in the upper canonical half.
 bool is_kernel_address(uint64_t a) { return (a >> 47) == 0x1ffff; }
 
-std::string hex(uint64_t v) {  // as printf's %#llx, without printf (each unwind's stop text)
-    if (!v) return "0";
-    char b[24] = {'0', 'x'};
-    return std::string(b, std::to_chars(b + 2, b + sizeof b, v, 16).ptr);
-}
 
 Confidence cap(Confidence c, Confidence limit) { return std::min(c, limit); }
 
@@ -191,8 +185,8 @@ private:
         uint64_t v;
         switch (read(a, &v, 8)) {
             case Read::ok: return v;
-            case Read::off_stack: fail = stop(StopReason::sp_outside_stack, std::string(what) + " at " + hex(a) + " is on no stack of this thread"); break;
-            case Read::unreadable: fail = stop(StopReason::unreadable, std::string(what) + " at " + hex(a) + " is not in the dump"); break;
+            case Read::off_stack: fail = stop(StopReason::sp_outside_stack, std::string(what) + " at " + hex_text(a) + " is on no stack of this thread"); break;
+            case Read::unreadable: fail = stop(StopReason::unreadable, std::string(what) + " at " + hex_text(a) + " is not in the dump"); break;
         }
         return std::nullopt;
     }
@@ -234,10 +228,10 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
     uint64_t lookup = st.exact ? st.pc : st.pc - 1;
     const OrcTable* table = nullptr;
     auto hit = u_.orc_.find(lookup, &table);
-    if (!hit) return soft("no ORC entry for " + hex(lookup));
+    if (!hit) return soft("no ORC entry for " + hex_text(lookup));
     const OrcEntry& e = hit->entry;
-    if (e.type == OrcType::end_of_stack) return stop(StopReason::end_of_stack, "ORC end entry at " + hex(hit->ip));
-    if (e.type == OrcType::undefined) return soft("ORC entry at " + hex(hit->ip) + " has no information");
+    if (e.type == OrcType::end_of_stack) return stop(StopReason::end_of_stack, "ORC end entry at " + hex_text(hit->ip));
+    if (e.type == OrcType::undefined) return soft("ORC entry at " + hex_text(hit->ip) + " has no information");
 
     Step fail;
     // The caller's sp (the CFA, or the pt_regs address for regs types).
@@ -249,7 +243,7 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
     switch (e.sp_reg) {
         case OrcReg::sp: sp = st.sp + e.sp_offset; break;
         case OrcReg::bp:
-            if (!st.bp) return soft("ORC needs rbp at " + hex(st.pc) + ", unknown");
+            if (!st.bp) return soft("ORC needs rbp at " + hex_text(st.pc) + ", unknown");
             sp = *st.bp + e.sp_offset;
             break;
         case OrcReg::sp_indirect: {
@@ -259,7 +253,7 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
             break;
         }
         case OrcReg::bp_indirect: {
-            if (!st.bp) return soft("ORC needs rbp at " + hex(st.pc) + ", unknown");
+            if (!st.bp) return soft("ORC needs rbp at " + hex_text(st.pc) + ", unknown");
             auto v = word(*st.bp + e.sp_offset, fail, "indirect bp");
             if (!v) return fail;
             sp = *v;
@@ -272,12 +266,12 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
             Reg r = e.sp_reg == OrcReg::r10 ? Reg::r10 : e.sp_reg == OrcReg::r13 ? Reg::r13
                   : e.sp_reg == OrcReg::di  ? Reg::rdi : Reg::rdx;
             auto v = reg(r);
-            if (!v) return soft(std::string("ORC needs ") + to_string(e.sp_reg) + " at " + hex(st.pc) + ", unknown");
+            if (!v) return soft(std::string("ORC needs ") + to_string(e.sp_reg) + " at " + hex_text(st.pc) + ", unknown");
             sp = *v;
             break;
         }
         default:
-            return soft(std::string("ORC entry at ") + hex(hit->ip) + " has sp base " + to_string(e.sp_reg));
+            return soft(std::string("ORC entry at ") + hex_text(hit->ip) + " has sp base " + to_string(e.sp_reg));
     }
 
     Step r;
@@ -302,8 +296,8 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
             std::vector<uint8_t> buf(L.size);
             switch (read(sp, buf.data(), buf.size())) {
                 case Read::ok: break;
-                case Read::off_stack: return stop(StopReason::sp_outside_stack, "pt_regs at " + hex(sp) + " is on no stack of this thread");
-                case Read::unreadable: return stop(StopReason::unreadable, "pt_regs at " + hex(sp) + " is not in the dump");
+                case Read::off_stack: return stop(StopReason::sp_outside_stack, "pt_regs at " + hex_text(sp) + " is on no stack of this thread");
+                case Read::unreadable: return stop(StopReason::unreadable, "pt_regs at " + hex_text(sp) + " is not in the dump");
             }
             for (unsigned i = 0; i < static_cast<unsigned>(Reg::count); ++i)
                 if (auto o = L.off[i]; o && *o + 8 <= buf.size()) {
@@ -343,7 +337,7 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
     if ((e.type == OrcType::regs || e.type == OrcType::regs_partial) && (n.regs.get(Reg::cs) & 3)) {
         r.user = true;
         r.ok = true;
-        r.detail = "pt_regs at " + hex(sp) + " return to user pc " + hex(n.pc);
+        r.detail = "pt_regs at " + hex_text(sp) + " return to user pc " + hex_text(n.pc);
         return r;
     }
 
@@ -361,7 +355,7 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
             break;
         }
         case OrcReg::bp: {
-            if (!st.bp) return soft("ORC needs rbp at " + hex(st.pc) + " to restore rbp, unknown");
+            if (!st.bp) return soft("ORC needs rbp at " + hex_text(st.pc) + " to restore rbp, unknown");
             auto v = word(*st.bp + e.bp_offset, fail, "saved rbp");
             if (!v) return fail;
             n.bp = *v;
@@ -369,7 +363,7 @@ Unwinder::Run::Step Unwinder::Run::step_orc(const State& st) {
         }
         default:
             return stop(StopReason::bad_unwind_info,
-                        std::string("ORC entry at ") + hex(hit->ip) + " has bp base " + to_string(e.bp_reg));
+                        std::string("ORC entry at ") + hex_text(hit->ip) + " has bp base " + to_string(e.bp_reg));
     }
     if (n.bp) n.regs.set(Reg::rbp, *n.bp);
     r.ok = true;
@@ -381,7 +375,7 @@ Unwinder::Run::Step Unwinder::Run::step_cfi(const State& st) {
     if (!u_.opts_.dwarf_cfi || u_.cfi_.empty()) return soft("no DWARF CFI");
     uint64_t lookup = st.exact ? st.pc : st.pc - 1;
     auto row = u_.cfi_row(lookup);
-    if (!row) return soft("no DWARF CFI for " + hex(lookup));
+    if (!row) return soft("no DWARF CFI for " + hex_text(lookup));
     uint64_t cfa;
     switch (row->cfa_reg) {
         case static_cast<uint16_t>(DwarfReg::rsp): cfa = st.sp + row->cfa_offset; break;
@@ -398,7 +392,7 @@ Unwinder::Run::Step Unwinder::Run::step_cfi(const State& st) {
             cfa = st.regs.get(dw[row->cfa_reg]) + row->cfa_offset;
         }
     }
-    if (!row->ra_offset) return stop(StopReason::end_of_stack, "DWARF CFI: return address undefined at " + hex(lookup));
+    if (!row->ra_offset) return stop(StopReason::end_of_stack, "DWARF CFI: return address undefined at " + hex_text(lookup));
     Step fail;
     std::optional<uint64_t> bp;
     switch (row->bp) {
@@ -429,7 +423,7 @@ Unwinder::Run::Step Unwinder::Run::step_prologue(const State& st) {
         // the function's end: analyze at the call instead.
         if (auto c = u_.validate_return_address(st.pc)) rule = u_.prologue_.at(c->addr);
     }
-    if (!rule) return soft("prologue analysis found nothing at " + hex(st.pc));
+    if (!rule) return soft("prologue analysis found nothing at " + hex_text(st.pc));
     uint64_t cfa;
     Step fail;
     if (rule->base == CfaRule::Base::bp) {
@@ -481,7 +475,7 @@ Unwinder::Run::Step Unwinder::Run::step_scan(const State& st) {
         Read rd = read(a, &w, 8);
         if (rd == Read::unreadable) {
             if (any) break;
-            return stop(StopReason::unreadable, "stack page " + hex(a & ~(kPage - 1)) + " is not in the dump");
+            return stop(StopReason::unreadable, "stack page " + hex_text(a & ~(kPage - 1)) + " is not in the dump");
         }
         if (rd != Read::ok) break;
         auto c = u_.validate_return_address(w);
@@ -494,7 +488,7 @@ Unwinder::Run::Step Unwinder::Run::step_scan(const State& st) {
         }
         if (!any) any = a;
     }
-    if (!any) return soft("no return address on the stack above " + hex(st.sp));
+    if (!any) return soft("no return address on the stack above " + hex_text(st.sp));
     Step r = call_frame(st, *any + 8, st.bp, UnwindMethod::stack_scan);
     r.confidence = Confidence::low;
     return r;
@@ -535,7 +529,7 @@ std::vector<Frame> Unwinder::Run::unwind() {
     }
     if (st.stack < 0) {
         f0.stop = StopReason::sp_outside_stack;
-        f0.stop_detail = "sp " + hex(st.sp) + " is on no stack of this thread";
+        f0.stop_detail = "sp " + hex_text(st.sp) + " is on no stack of this thread";
         frames.push_back(f0);
         return frames;
     }
@@ -578,25 +572,25 @@ std::vector<Frame> Unwinder::Run::unwind() {
         State& n = r.next;
         if (!is_kernel_address(n.pc) || (!u_.map_.is_text(n.pc) && !u_.orc_.covers(n.pc))) {
             cur.stop = StopReason::bad_pc;
-            cur.stop_detail = std::string(to_string(r.method)) + " gave pc " + hex(n.pc);
+            cur.stop_detail = std::string(to_string(r.method)) + " gave pc " + hex_text(n.pc);
             break;
         }
         n.stack = stack_of(n.sp);
         if (n.stack < 0) {
             cur.stop = StopReason::sp_outside_stack;
-            cur.stop_detail = std::string(to_string(r.method)) + " gave sp " + hex(n.sp) + ", on no stack of this thread";
+            cur.stop_detail = std::string(to_string(r.method)) + " gave sp " + hex_text(n.sp) + ", on no stack of this thread";
             break;
         }
         if (n.stack == st.stack) {
             if (n.sp <= st.sp) {
                 cur.stop = StopReason::sp_not_increasing;
-                cur.stop_detail = std::string(to_string(r.method)) + " gave sp " + hex(n.sp) + " <= " + hex(st.sp);
+                cur.stop_detail = std::string(to_string(r.method)) + " gave sp " + hex_text(n.sp) + " <= " + hex_text(st.sp);
                 break;
             }
         } else {
             if (left_[n.stack]) {
                 cur.stop = StopReason::stack_revisited;
-                cur.stop_detail = "back to the " + stacks_[n.stack].name + " stack at " + hex(n.sp);
+                cur.stop_detail = "back to the " + stacks_[n.stack].name + " stack at " + hex_text(n.sp);
                 break;
             }
             left_[st.stack] = true;
