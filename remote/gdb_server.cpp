@@ -297,6 +297,9 @@ std::optional<std::vector<ResumeAction>> GdbServer::resume_actions(std::string_v
 std::string GdbServer::run(const std::vector<ResumeAction>& actions, int fd, rsp::Decoder& dec,
                            const std::function<bool(const std::string&)>& send_all) {
     if (std::string err = target_.resume(actions); !err.empty()) return err;
+    // A target may stop at once (a live kernel handing LLDB a new state).
+    if (RunState st = target_.poll_stop(); st != RunState::running)
+        return st == RunState::stopped ? stop_reply(target_.stop_thread(), true) : "X09";
     std::vector<char> buf(4096);
     while (!stopping_) {
         pollfd p[2] = {{fd, POLLIN, 0}, {target_.event_fd(), POLLIN, 0}};

@@ -1,5 +1,8 @@
 #include "remote/live_target.h"
 
+#include <poll.h>
+
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -58,6 +61,13 @@ bool same_thread(std::string_view a, std::string_view b) {
     };
     auto ka = key(a), kb = key(b);
     return ka.second && ka.second == kb.second && (!ka.first || !kb.first || ka.first == kb.first);
+}
+
+// The thread a stop reply names ("T05thread:p01.02;" -> "p01.02").
+std::string stop_thread_id(const std::string& reply) {
+    auto at = reply.find("thread:");
+    if (at == std::string::npos) return {};
+    return reply.substr(at + 7, reply.find(';', at) - at - 7);
 }
 
 }  // namespace
@@ -182,6 +192,12 @@ void LiveTarget::refresh(const std::string& stop_vcpu) {
 }
 
 std::string LiveTarget::resume(const std::vector<ResumeAction>& actions) {
+    if (resync_) {
+        // A command ran the kernel behind LLDB's back: this resume's stop
+        // (at once, the kernel untouched) hands LLDB the new state.
+        running_ = true;
+        return {};
+    }
     std::string pkt = "vCont";
     char others = 0;
     for (const auto& a : actions) {
@@ -217,6 +233,14 @@ std::string LiveTarget::resume(const std::vector<ResumeAction>& actions) {
 }
 
 RunState LiveTarget::poll_stop() {
+    if (resync_.exchange(false)) {
+        signal_ = 2;
+        refresh(vcpu_ids_[stop_vcpu_]);
+        reason_ = "signal";
+        ++stops_;
+        running_ = false;
+        return RunState::stopped;
+    }
     bool closed = false;
     std::optional<std::string> r;
     {
@@ -232,8 +256,9 @@ RunState LiveTarget::poll_stop() {
         return RunState::gone;
     }
     signal_ = static_cast<int>(rsp::parse_u64(std::string_view(*r).substr(1, 2)).value_or(5));
-    std::string vcpu;
-    if (auto at = r->find("thread:"); at != std::string::npos) vcpu = r->substr(at + 7, r->find(';', at) - at - 7);
+    const std::string vcpu = stop_thread_id(*r);
+    for (size_t i = 0; i < vcpu_ids_.size(); ++i)
+        if (same_thread(vcpu_ids_[i], vcpu)) stop_vcpu_ = i;
     mem_.stopped();
     try {
         refresh(vcpu);
@@ -243,6 +268,101 @@ RunState LiveTarget::poll_stop() {
     ++stops_;
     running_ = false;
     return RunState::stopped;
+}
+
+void LiveTarget::stopped_at(const std::string& reply) {
+    const std::string vcpu = stop_thread_id(reply);
+    for (size_t i = 0; i < vcpu_ids_.size(); ++i)
+        if (same_thread(vcpu_ids_[i], vcpu)) stop_vcpu_ = i;
+    signal_ = static_cast<int>(rsp::parse_u64(std::string_view(reply).substr(1, 2)).value_or(5));
+    mem_.stopped();
+    read_vcpus();
+    ++stops_;
+    running_ = false;
+}
+
+bool LiveTarget::await_stop(std::chrono::steady_clock::time_point deadline) {
+    for (;;) {
+        bool closed = false;
+        std::optional<std::string> r;
+        {
+            std::lock_guard g(stub_.lock());
+            r = stub_.poll_stop(closed);
+        }
+        if (closed || (r && ((*r)[0] == 'W' || (*r)[0] == 'X'))) {
+            detached_ = true;
+            running_ = false;
+            throw Error("the GDB stub went away while the kernel ran");
+        }
+        if (r) {
+            stopped_at(*r);
+            return true;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= deadline) return false;
+        pollfd p{stub_.fd(), POLLIN, 0};
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - now).count();
+        poll(&p, 1, static_cast<int>(std::min<long long>(left, 200)) + 1);
+    }
+}
+
+LiveTarget::Run LiveTarget::run(std::chrono::milliseconds timeout) {
+    if (detached_) throw Error("no longer attached to the live kernel");
+    mem_.resumed();
+    running_ = true;
+    {
+        std::lock_guard g(stub_.lock());
+        stub_.resume("vCont;c");
+    }
+    try {
+        if (await_stop(std::chrono::steady_clock::now() + timeout)) return Run::stopped;
+        interrupt();
+        if (await_stop(std::chrono::steady_clock::now() + std::chrono::seconds(10))) return Run::timed_out;
+    } catch (const Error&) {
+        return Run::gone;
+    }
+    throw Error("the kernel did not stop when interrupted");
+}
+
+void LiveTarget::step_over(size_t vcpu) {
+    const uint64_t pc = vcpus_.at(vcpu).regs.get(Reg::rip);
+    const auto bp = breakpoints_.find({0, pc});
+    if (bp != breakpoints_.end()) {
+        std::lock_guard g(stub_.lock());
+        stub_.request("z0," + hex(pc) + "," + hex(bp->second));
+    }
+    mem_.resumed();
+    running_ = true;
+    {
+        std::lock_guard g(stub_.lock());
+        stub_.resume("vCont;s:" + vcpu_ids_[vcpu]);
+    }
+    const bool done = await_stop(std::chrono::steady_clock::now() + std::chrono::seconds(10));
+    if (bp != breakpoints_.end()) {
+        std::lock_guard g(stub_.lock());
+        stub_.request("Z0," + hex(pc) + "," + hex(bp->second));
+    }
+    if (!done) throw Error("a single step on CPU " + std::to_string(vcpu) + " did not end");
+}
+
+void LiveTarget::set_registers(size_t vcpu, const std::vector<std::pair<Reg, uint64_t>>& regs) {
+    if (write_grants_ == 0) throw Error("internal: register write without a write grant");
+    std::lock_guard g(stub_.lock());
+    if (std::string r = stub_.request("Hg" + vcpu_ids_.at(vcpu)); r != "OK")
+        throw Error("the stub refused to select CPU " + std::to_string(vcpu) + ": " + r);
+    for (const auto& [reg, value] : regs) {
+        size_t num = reg_layout_.size();
+        for (size_t i = 0; i < reg_layout_.size(); ++i)
+            for (const auto& [n, r] : kRegNames)
+                if (r == reg && reg_layout_[i].first == n && reg_layout_[i].second == 64) num = i;
+        if (num == reg_layout_.size()) throw Error("the stub has no 64-bit register for this write");
+        uint8_t le[8];
+        memcpy(le, &value, 8);
+        if (std::string r = stub_.request("P" + hex(num) + "=" + rsp::to_hex(le, 8));
+            r != "OK")
+            throw Error("the stub refused a register write: " + r);
+        vcpus_[vcpu].regs.set(reg, value);
+    }
 }
 
 void LiveTarget::interrupt() {

@@ -6,6 +6,7 @@
 // Writes are refused unless a command holds a WriteGrant.
 #pragma once
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <map>
@@ -59,6 +60,30 @@ public:
         LiveTarget& t_;
     };
 
+    // A command that drives the kernel itself (kmod unload, kmod quiesce)
+    // while LLDB stays stopped. Its stops read only the vCPUs' registers;
+    // refresh_tasks() reads the tasks when the command needs them. After
+    // it, resync_lldb() makes LLDB see the new state.
+    enum class Run { stopped, timed_out, gone };
+    // Runs every vCPU until one stops (a breakpoint) or `timeout` passes;
+    // then it interrupts the kernel, so it is stopped either way.
+    Run run(std::chrono::milliseconds timeout);
+    // Steps one instruction on vCPU `vcpu` alone (over a breakpoint at its
+    // pc: the breakpoint is lifted for the step). Throws kq::Error.
+    void step_over(size_t vcpu);
+    // The vCPU (index into vcpus()) that reported the last stop.
+    size_t stop_vcpu() const { return stop_vcpu_; }
+    void refresh_tasks() { refresh(vcpu_ids_[stop_vcpu_]); }
+    // The kernel's tasks as of the last refresh.
+    const std::vector<Thread>& tasks() const { return tasks_now_; }
+    // Writes registers of vCPU `vcpu` ('P' packets). Needs a WriteGrant.
+    // Throws kq::Error if the stub refuses.
+    void set_registers(size_t vcpu, const std::vector<std::pair<Reg, uint64_t>>& regs);
+    bool has_breakpoint(uint64_t addr) const { return breakpoints_.count({0, addr}) > 0; }
+    // LLDB still holds the state of its last stop: its next resume ends at
+    // once in a stop that shows it the kernel as it is now.
+    void resync_lldb() { resync_ = true; }
+
     // RemoteTarget
     const std::vector<RemoteThread>& threads() override { return threads_; }
     MemorySource& memory() override { return mem_; }
@@ -78,6 +103,9 @@ public:
 
 private:
     void read_vcpus();
+    // Waits for the stub's stop reply until `deadline`; false on timeout.
+    bool await_stop(std::chrono::steady_clock::time_point deadline);
+    void stopped_at(const std::string& reply);
     void refresh(const std::string& stop_vcpu);
     const Thread* task_of(int64_t tid) const;
 
@@ -91,6 +119,8 @@ private:
     std::vector<int> cpu_of_vcpu_;
     std::vector<Thread> tasks_now_;
     std::vector<RemoteThread> threads_;
+    size_t stop_vcpu_ = 0;
+    std::atomic<bool> resync_{false};
     int64_t stop_tid_ = 1;
     int signal_ = 5;
     std::string reason_;
