@@ -22,8 +22,16 @@ bool exit_cannot_undo(const Evidence& e, const std::function<bool(int64_t)>& use
 
 }  // namespace
 
-UnloadStep decide_unload_entry(const Report& r, bool force, const std::function<bool(int64_t)>& user_task) {
+UnloadStep decide_unload_entry(const Report& r, bool force, bool quiesced, const std::function<bool(int64_t)>& user_task) {
     UnloadStep s;
+    if (!force && quiesced) {
+        std::vector<std::string> still;
+        s.proceed = drained(r, user_task, &still);
+        s.reasons.push_back(s.proceed ? "quiesced and drained: its users are gone; its exit function undoes the rest"
+                                      : "quiesced but not drained: vetoed");
+        s.reasons.insert(s.reasons.end(), still.begin(), still.end());
+        return s;
+    }
     if (!force) {
         s.proceed = r.verdict == Verdict::safe;
         if (s.proceed) s.reasons.push_back("SAFE: nothing uses the module");
@@ -62,10 +70,11 @@ UnloadStep decide_free(const Report& r) {
     return s;
 }
 
-bool drained(const Report& r, std::vector<std::string>* still) {
+bool drained(const Report& r, const std::function<bool(int64_t)>& user_task, std::vector<std::string>* still) {
     bool ok = true;
     for (const auto& e : r.evidence) {
-        if (e.severity == Severity::advisory || e.kind == "module_state") continue;
+        const bool refused = e.severity == Severity::refused_by_kernel && e.kind != "module_state";
+        if (!refused && !exit_cannot_undo(e, user_task)) continue;
         ok = false;
         if (still) still->push_back(line(e));
     }
