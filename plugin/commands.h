@@ -37,5 +37,7 @@ void register_refs(lldb::SBCommand& kmod);
 void register_whatis(lldb::SBCommand& kmod);
 void register_dmesg(lldb::SBCommand& kmod);
 void register_postmortem(lldb::SBCommand& kmod);
+void register_quiesce(lldb::SBCommand& kmod);
+void register_unload(lldb::SBCommand& kmod);
 
 }  // namespace kq

@@ -30,6 +30,8 @@ public:
         return *this;
     }
     Json& null() { sep(); out_ += "null"; return *this; }
+    // A value rendered elsewhere (another command's JSON object).
+    Json& raw(std::string_view json) { sep(); out_ += json; return *this; }
     // Addresses are strings ("0xffffffffc0a01000"): JSON numbers lose 64-bit precision.
     Json& addr(uint64_t a) {
         char b[24];

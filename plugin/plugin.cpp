@@ -75,5 +75,7 @@ bool lldb::PluginInitialize(lldb::SBDebugger dbg) {
     kq::register_whatis(kmod);
     kq::register_dmesg(kmod);
     kq::register_postmortem(kmod);
+    kq::register_quiesce(kmod);
+    kq::register_unload(kmod);
     return true;
 }

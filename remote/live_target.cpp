@@ -166,6 +166,13 @@ const Thread* LiveTarget::task_of(int64_t tid) const {
     return nullptr;
 }
 
+const Thread* LiveTarget::task_on_vcpu(size_t vcpu) const {
+    if (vcpu >= cpu_of_vcpu_.size() || cpu_of_vcpu_[vcpu] < 0) return nullptr;
+    for (const auto& t : tasks_now_)
+        if (t.on_cpu && t.cpu == cpu_of_vcpu_[vcpu]) return &t;
+    return nullptr;
+}
+
 // The tasks at this stop, and which one LLDB is told stopped: the task on
 // the CPU the stub reported.
 void LiveTarget::refresh(const std::string& stop_vcpu) {
@@ -363,6 +370,14 @@ void LiveTarget::set_registers(size_t vcpu, const std::vector<std::pair<Reg, uin
             throw Error("the stub refused a register write: " + r);
         vcpus_[vcpu].regs.set(reg, value);
     }
+}
+
+std::string LiveTarget::read_as_cpu(size_t vcpu, uint64_t addr, size_t len) {
+    std::lock_guard g(stub_.lock());
+    if (stub_.request("Hg" + vcpu_ids_.at(vcpu)) != "OK") return {};
+    const std::string r = stub_.request("m" + hex(addr) + "," + hex(std::min(len, stub_.max_read())));
+    auto bytes = r.empty() || r[0] == 'E' ? std::nullopt : rsp::from_hex(r);
+    return bytes.value_or(std::string());
 }
 
 void LiveTarget::interrupt() {

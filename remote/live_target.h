@@ -74,11 +74,16 @@ public:
     // The vCPU (index into vcpus()) that reported the last stop.
     size_t stop_vcpu() const { return stop_vcpu_; }
     void refresh_tasks() { refresh(vcpu_ids_[stop_vcpu_]); }
+    // The task running on vCPU `vcpu` as of the last refresh; null if unknown.
+    const Thread* task_on_vcpu(size_t vcpu) const;
     // The kernel's tasks as of the last refresh.
     const std::vector<Thread>& tasks() const { return tasks_now_; }
     // Writes registers of vCPU `vcpu` ('P' packets). Needs a WriteGrant.
     // Throws kq::Error if the stub refuses.
     void set_registers(size_t vcpu, const std::vector<std::pair<Reg, uint64_t>>& regs);
+    // Reads memory as vCPU `vcpu` sees it (a user address of the task that
+    // runs there), uncached; fewer bytes where it is unreadable.
+    std::string read_as_cpu(size_t vcpu, uint64_t addr, size_t len);
     bool has_breakpoint(uint64_t addr) const { return breakpoints_.count({0, addr}) > 0; }
     // LLDB still holds the state of its last stop: its next resume ends at
     // once in a stop that shows it the kernel as it is now.
