@@ -53,7 +53,7 @@ void quiesce(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         live.refresh_tasks();
         // Polls without the memory scan (its hits are only advisory); the
         // final report has it.
-        Report r = inuse_report(s, target, s.module(name), false, nullptr);
+        Report r = inuse_report(s, target, s.module(name), false, [](const std::string&) {});
         still.clear();
         ok = drained(r, user_task(s.system()), &still);
         if (ok || Clock::now() >= deadline) break;

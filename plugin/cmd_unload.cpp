@@ -139,7 +139,6 @@ void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
 
     bool entered = false, done = false;
     uint64_t ret_addr = 0, entry_sp = 0;
-    size_t entry_vcpu = 0;
     while (!done) {
         if (Clock::now() >= deadline) {
             o.notes.push_back("no unload of " + o.module + " finished within " + std::to_string(*timeout_s) + " s");
@@ -189,7 +188,6 @@ void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
                 quiesced.erase(o.module);
             }
             entered = true;
-            entry_vcpu = vcpu;
             entry_sp = regs.get(Reg::rsp);
             ret_addr = live.live_memory().read_u64(entry_sp).value_or(0);
             if (ret_addr) bps.insert(ret_addr);
@@ -209,7 +207,9 @@ void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
                 o.notes.push_back("guarded: " + o.module + "'s memory stays mapped and its state GOING (a leak, not a crash); "
                                   "the kernel considers it unloaded, so it cannot be loaded again until reboot");
             }
-        } else if (entered && pc == ret_addr && vcpu == entry_vcpu && regs.get(Reg::rsp) == entry_sp + 8) {
+        } else if (entered && pc == ret_addr && regs.get(Reg::rsp) == entry_sp + 8) {
+            // The unloading task's return (its own stack: it may have moved
+            // to another CPU meanwhile).
             o.syscall_return = static_cast<int64_t>(regs.get(Reg::rax));
             if (o.result == "not_unloaded" && *o.syscall_return != 0) o.result = "refused_by_kernel";
             done = true;

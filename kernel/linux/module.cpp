@@ -70,7 +70,8 @@ private:
         // refcnt counts from MODULE_REF_BASE (1, a #define, not in DWARF);
         // module_refcount() and lsmod show refcnt - 1. -1: unreadable.
         auto ref = mem_.read_as<int32_t>(m + L_.refcnt);
-        mod.refcount = ref ? int64_t(*ref) - kModuleRefBase : -1;
+        // 0: an unload under way took the base reference (try_stop_module).
+        mod.refcount = !ref ? -1 : *ref == 0 ? 0 : int64_t(*ref) - kModuleRefBase;
         layout(m + L_.core, "", mod);
         layout(m + L_.init, "init ", mod);
         sections(m, mod);

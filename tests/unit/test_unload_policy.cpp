@@ -54,6 +54,10 @@ TEST(UnloadPolicy, FreeGuardedByAnythingBlocking) {
     auto s = decide_free(report({ev("timer", Severity::blocking)}));
     EXPECT_FALSE(s.proceed);
     EXPECT_NE(s.reasons.front().find("still reaching into it: timer"), std::string::npos);
+    // A provider that could have found something blocking did not cover everything.
+    auto gap = decide_free(report({}, false));
+    EXPECT_FALSE(gap.proceed);
+    EXPECT_NE(gap.reasons.front().find("could not tell: timers"), std::string::npos);
 }
 
 TEST(UnloadPolicy, DrainedWhenTheUsersAreGone) {
