@@ -58,44 +58,15 @@ std::vector<LiveMemory::PagePtr> LiveMemory::fetch(const std::vector<uint64_t>& 
     return out;
 }
 
-void LiveMemory::fetch_into_cache(const std::vector<uint64_t>& pages) {
-    std::vector<PagePtr> got = fetch(pages);
-    if (cache_.size() + pages.size() > kMaxCachedPages) cache_.clear();
-    for (size_t i = 0; i < pages.size(); ++i) cache_[pages[i]] = std::move(got[i]);
-}
-
 size_t LiveMemory::read(uint64_t vaddr, void* buf, size_t len) {
-    if (len == 0 || running_) return 0;
-    std::lock_guard g(mu_);
-    const uint64_t first = vaddr & ~(kPage - 1);
-    const uint64_t last = (vaddr + len - 1) & ~(kPage - 1);
-    if (last < first) return 0;  // wraps around the address space
-    std::vector<uint64_t> missing;
-    for (uint64_t p = first;; p += kPage) {
-        if (!cache_.count(p)) missing.push_back(p);
-        if (p == last) break;
-    }
-    if (!missing.empty()) {
-        try {
-            fetch_into_cache(missing);
-        } catch (const Error&) {
-            return 0;  // the stub went away: unreadable, as MemorySource promises
-        }
-    }
-    size_t done = 0;
-    auto* out = static_cast<uint8_t*>(buf);
-    for (uint64_t p = first; done < len; p += kPage) {
-        auto it = cache_.find(p);
-        if (it == cache_.end() || !it->second) break;
-        const size_t off = (vaddr + done) - p;
-        const size_t n = std::min<size_t>(kPage - off, len - done);
-        memcpy(out + done, it->second->data() + off, n);
-        done += n;
-    }
-    return done;
+    return read_pages(vaddr, buf, len, SIZE_MAX, true);
 }
 
 size_t LiveMemory::read_bulk(uint64_t vaddr, void* buf, size_t len) {
+    return read_pages(vaddr, buf, len, kBulkPages, false);
+}
+
+size_t LiveMemory::read_pages(uint64_t vaddr, void* buf, size_t len, size_t batch, bool keep) {
     if (len == 0 || running_) return 0;
     std::lock_guard g(mu_);
     const uint64_t first = vaddr & ~(kPage - 1);
@@ -103,9 +74,9 @@ size_t LiveMemory::read_bulk(uint64_t vaddr, void* buf, size_t len) {
     if (last < first) return 0;  // wraps around the address space
     size_t done = 0;
     auto* out = static_cast<uint8_t*>(buf);
-    for (uint64_t batch = first;; batch += kBulkPages * kPage) {
+    for (uint64_t p = first;;) {
         std::vector<uint64_t> pages, missing;
-        for (uint64_t p = batch; pages.size() < kBulkPages; p += kPage) {
+        for (; pages.size() < batch; p += kPage) {
             pages.push_back(p);
             if (!cache_.count(p)) missing.push_back(p);
             if (p == last) break;
@@ -114,15 +85,20 @@ size_t LiveMemory::read_bulk(uint64_t vaddr, void* buf, size_t len) {
         try {
             if (!missing.empty()) fetched = fetch(missing);
         } catch (const Error&) {
-            return done;  // the stub went away: unreadable from here
+            return done;  // the stub went away: unreadable from here, as MemorySource promises
         }
-        size_t next_fetched = 0;
-        for (uint64_t p : pages) {
-            const PagePtr page = cache_.count(p) ? cache_[p] : fetched[next_fetched++];
-            if (!page) return done;
-            const size_t off = (vaddr + done) - p;
+        std::vector<PagePtr> got;
+        for (size_t i = 0, f = 0; i < pages.size(); ++i)
+            got.push_back(f < missing.size() && missing[f] == pages[i] ? fetched[f++] : cache_[pages[i]]);
+        if (keep) {
+            if (cache_.size() + missing.size() > kMaxCachedPages) cache_.clear();
+            for (size_t i = 0; i < missing.size(); ++i) cache_[missing[i]] = fetched[i];
+        }
+        for (size_t i = 0; i < pages.size(); ++i) {
+            if (!got[i]) return done;
+            const size_t off = (vaddr + done) - pages[i];
             const size_t n = std::min<size_t>(kPage - off, len - done);
-            memcpy(out + done, page->data() + off, n);
+            memcpy(out + done, got[i]->data() + off, n);
             done += n;
         }
         if (pages.back() == last) return done;

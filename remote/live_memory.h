@@ -44,7 +44,9 @@ private:
     using Page = std::array<uint8_t, kPage>;
     using PagePtr = std::shared_ptr<const Page>;  // null: unreadable
     std::vector<PagePtr> fetch(const std::vector<uint64_t>& pages);
-    void fetch_into_cache(const std::vector<uint64_t>& pages);
+    // Page by page, `batch` pages fetched at once, those fetched cached if
+    // `keep`; short at the first unreadable page.
+    size_t read_pages(uint64_t vaddr, void* buf, size_t len, size_t batch, bool keep);
 
     StubConnection& stub_;
     std::mutex mu_;
