@@ -183,7 +183,7 @@ def run_checks(port, log, work):
     # The memory reference scan reads all of the guest's RAM through the stub.
     ok, out = d.run("kmod inuse kq_idle --json --quiet")
     idle = json_of(out, "live kmod inuse kq_idle") if ok else None
-    if check(idle is not None, f"kmod inuse kq_idle live: {out.strip()[-300:]}"):
+    if check(idle is not None, "kmod inuse kq_idle live gives a report"):
         gaps = [f"{c['provider']}: {c['gap']}" for c in idle["coverage"] if not c["complete"]]
         check(idle["verdict"] == "SAFE" and not gaps, f"kmod inuse kq_idle live: {idle['verdict']}, gaps {gaps}")
         scan = [c for c in idle["coverage"] if c["provider"] == "memory reference scan"]
