@@ -61,8 +61,8 @@ void register_attach(lldb::SBCommand& kmod) {
                        "(linux_banner must read back); module .ko files load at their live addresses.\n"
                        "The kernel stays stopped until 'continue'; breakpoints by name work; ^C or\n"
                        "'process interrupt' stops it again; 'detach' (or quitting) lets it run on.\n"
-                       "Every kmod command works on the stopped kernel, except what needs a dump file\n"
-                       "(kmod refs and kmod inuse's memory scan).\n"
+                       "Every kmod command works on the stopped kernel; kmod refs and kmod inuse's\n"
+                       "memory scan read its RAM through the kernel's direct map (about 10 s for 256 MiB).\n"
                        "Read-only: LLDB's memory and register writes are refused; only breakpoints and\n"
                        "run control reach the stub (commands that write will say so in their help).",
                        {"--json"}, {"--modules-dir", "--vmlinux", "--log"}, attach});

@@ -1,4 +1,4 @@
-// kmod refs M: every word in the dumped memory that points into module M,
+// kmod refs M: every word in physical memory that points into module M,
 // attributed to what holds it (kernel symbol, another module, a task's
 // stack, a slab object, a page) and weighed: evidence, advisory (maybe
 // stale) or the kernel's bookkeeping of the loaded module.
@@ -80,14 +80,15 @@ void refs(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
 }  // namespace
 
 void register_refs(lldb::SBCommand& kmod) {
-    add_command(kmod, {"refs", "Every word in the dumped memory that points into a module.",
+    add_command(kmod, {"refs", "Every word in memory that points into a module.",
                        "kmod refs MODULE [--json] [--max N] [--quiet]\n"
-                       "  Scans all physical memory the dump holds for 8-byte words whose value lies in\n"
-                       "  MODULE's memory (its own pages excluded) and names what holds each one: a\n"
-                       "  kernel symbol, another module, a task's stack, a slab object (cache, object,\n"
-                       "  offset; advisory when the object is free), another page (advisory), or\n"
-                       "  'bookkeeping': the kernel's own records of the loaded module (its struct\n"
-                       "  module, sysfs attributes, vmap_area, ftrace records), not a use of it.\n"
+                       "  Scans all physical memory (what the dump holds; a live kernel's RAM, through\n"
+                       "  its direct map) for 8-byte words whose value lies in MODULE's memory (its own\n"
+                       "  pages excluded) and names what holds each one: a kernel symbol, another\n"
+                       "  module, a task's stack, a slab object (cache, object, offset; advisory when\n"
+                       "  the object is free), another page (advisory), or 'bookkeeping': the kernel's\n"
+                       "  own records of the loaded module (its struct module, sysfs attributes,\n"
+                       "  vmap_area, ftrace records), not a use of it.\n"
                        "  --max N   stop after N references (default 100000)",
                        {"--json", "--quiet"}, {"--max"}, refs});
 }

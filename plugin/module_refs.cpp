@@ -26,7 +26,7 @@ struct PhysPiece {
     const BookkeepingObject* object;
 };
 
-std::vector<PhysPiece> physical(Dump& dump, const ModuleBookkeeping& bk) {
+std::vector<PhysPiece> physical(PhysicalMemory& dump, const ModuleBookkeeping& bk) {
     const uint64_t page = dump.page_size();
     std::vector<PhysPiece> out;
     for (const auto& o : bk.objects)
@@ -156,14 +156,14 @@ static std::vector<std::pair<Range, std::string>> chain_blocks(LinuxSystem& sys)
 ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m, size_t max_hits,
                             const std::function<void(const std::string&)>& say) {
     auto& sys = s.system();
-    Dump& dump = sys.dump();
+    PhysicalMemory& dump = sys.physical();  // a dump's, or a live kernel's
     const uint64_t page = dump.page_size();
     ModuleRefs out;
 
     RefScanRequest req;
-    req.read_phys = [&](uint64_t pa, void* b, size_t n) { return dump.read_phys(pa, b, n); };
+    req.read_phys = [&](uint64_t pa, void* b, size_t n) { return dump.read_phys_bulk(pa, b, n); };
     req.memory = dump.memory_ranges();
-    if (req.memory.empty()) throw Error("this dump (" + dump.format() + ") does not say which physical memory it holds");
+    if (req.memory.empty()) throw Error("this memory (" + dump.format() + ") does not say which physical memory it holds");
     for (const auto& r : m.ranges) req.targets.emplace_back(r.start, r.start + r.size);
     req.page_size = page;
     req.max_hits = max_hits;

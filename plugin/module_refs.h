@@ -1,5 +1,6 @@
-// The raw reference scan of a module (inuse/ref_scan) on the session's dump,
-// each hit attributed to what holds it. Shared by `kmod refs` and `kmod inuse`.
+// The raw reference scan of a module (inuse/ref_scan) on the session's
+// physical memory (a dump's, or a live kernel's), each hit attributed to
+// what holds it. Shared by `kmod refs` and `kmod inuse`.
 #pragma once
 #include <functional>
 #include <string>
@@ -42,7 +43,7 @@ struct ModuleRefs {
     size_t count(RefWeight w) const;
 };
 
-// Throws kq::Error when the dump does not say which memory it holds.
+// Throws kq::Error when the memory does not say which physical memory there is.
 ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m, size_t max_hits,
                             const std::function<void(const std::string&)>& say);
 

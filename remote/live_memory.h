@@ -1,5 +1,6 @@
 // A live kernel's memory read through its GDB stub: whole pages, several
-// 'm' requests in flight, cached until the kernel runs again.
+// 'm' requests in flight, cached until the kernel runs again (bulk reads,
+// one pass over much memory, are not cached).
 #pragma once
 #include <array>
 #include <atomic>
@@ -7,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <unordered_map>
+#include <vector>
 
 #include "remote/stub_connection.h"
 #include "vmcore/memory_source.h"
@@ -21,6 +23,9 @@ public:
     // While the kernel runs nothing is read (a stub answers nothing then):
     // 0 bytes.
     size_t read(uint64_t vaddr, void* buf, size_t len) override;
+    // Pages already cached are used, the others read in batches and not
+    // kept: a scan of all of memory leaves the cache as it was.
+    size_t read_bulk(uint64_t vaddr, void* buf, size_t len) override;
     bool live() const override { return true; }
 
     // The kernel is about to run: what is cached may be stale after.
@@ -37,11 +42,15 @@ public:
 private:
     static constexpr uint64_t kPage = 4096;
     using Page = std::array<uint8_t, kPage>;
-    void fetch(const std::vector<uint64_t>& pages);
+    using PagePtr = std::shared_ptr<const Page>;  // null: unreadable
+    std::vector<PagePtr> fetch(const std::vector<uint64_t>& pages);
+    // Page by page, `batch` pages fetched at once, those fetched cached if
+    // `keep`; short at the first unreadable page.
+    size_t read_pages(uint64_t vaddr, void* buf, size_t len, size_t batch, bool keep);
 
     StubConnection& stub_;
     std::mutex mu_;
-    std::unordered_map<uint64_t, std::shared_ptr<const Page>> cache_;  // page address -> bytes; null: unreadable
+    std::unordered_map<uint64_t, PagePtr> cache_;  // page address -> bytes
     std::atomic<bool> running_{false};
     std::atomic<uint64_t> fetched_{0};
 };

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "vmcore/memory_source.h"
+#include "vmcore/physical_memory.h"
 #include "vmcore/registers.h"
 
 namespace kq {
@@ -32,7 +33,7 @@ struct DumpOptions {
     std::function<std::optional<uint64_t>(std::string_view name)> kernel_symbol;
 };
 
-class Dump : public MemorySource {
+class Dump : public MemorySource, public PhysicalMemory {
 public:
     // Opens ELF vmcores and kdump-compressed files, makedumpfile's
     // flattened format (converted once into the cache), and FreeBSD amd64
@@ -43,24 +44,15 @@ public:
     // Thread-safe once open: reads may come from several threads.
     static std::unique_ptr<Dump> open(const std::string& path, const DumpOptions& opts = {});
 
-    // "ELF vmcore", "kdump-compressed", "kdump-compressed (converted from
-    // flattened)".
-    virtual std::string format() const = 0;
+    // Physical memory (PhysicalMemory): format(), read_phys(),
+    // memory_ranges() (what the dump holds), to_phys() (through the dump's
+    // page tables), page_size().
     virtual const std::string& vmcoreinfo() const = 0;  // raw VMCOREINFO text ("" if none)
     virtual const std::vector<CpuState>& cpus() const = 0;
-    // Reads physical memory; short count like read().
-    virtual size_t read_phys(uint64_t paddr, void* buf, size_t len) = 0;
 
     // The file holds less memory than its headers describe (cut off while
     // written or copied): reads of what is missing return short counts.
     virtual bool truncated() const { return false; }
-    // Physical memory the dump holds: sorted, merged [start, end) (empty:
-    // not known for this format).
-    virtual std::vector<std::pair<uint64_t, uint64_t>> memory_ranges() const { return {}; }
-    // The physical address behind a kernel virtual address, through the
-    // dump's page tables.
-    virtual std::optional<uint64_t> to_phys(uint64_t) { return std::nullopt; }
-    virtual uint64_t page_size() const { return 4096; }
 
     // Value of a VMCOREINFO line "KEY=value", e.g. "OSRELEASE", "KERNELOFFSET",
     // "SYMBOL(init_task)", "BUILD-ID".

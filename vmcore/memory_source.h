@@ -22,6 +22,9 @@ public:
     // count means the byte after them is unreadable (absent from the dump,
     // unmapped). Never throws for unreadable memory.
     virtual size_t read(uint64_t vaddr, void* buf, size_t len) = 0;
+    // The same bytes, for one pass over much memory (the reference scan): a
+    // source that caches what it reads keeps none of it.
+    virtual size_t read_bulk(uint64_t vaddr, void* buf, size_t len) { return read(vaddr, buf, len); }
 
     // True for a running kernel: memory can change between reads.
     virtual bool live() const { return false; }

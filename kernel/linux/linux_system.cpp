@@ -171,6 +171,12 @@ Dump& LinuxSystem::dump() {
     return *dump_;
 }
 
+PhysicalMemory& LinuxSystem::physical() {
+    if (dump_) return *dump_;
+    if (!live_physical_) live_physical_ = LivePhysical::open(*kernel_);
+    return *live_physical_;
+}
+
 const Module* LinuxSystem::module(const std::string& name) const {
     std::string want = name;
     std::replace(want.begin(), want.end(), '-', '_');

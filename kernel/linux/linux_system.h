@@ -8,6 +8,7 @@
 
 #include "kernel/linux/ko_locator.h"
 #include "kernel/linux/linux_kernel.h"
+#include "kernel/linux/live_physical.h"
 #include "kernel/linux/module.h"
 #include "kernel/linux/task.h"
 #include "vmcore/dump.h"
@@ -44,6 +45,10 @@ public:
     bool is_dump() const { return dump_ != nullptr; }
     // The dump file; throws kq::Error on a live kernel, which has none.
     Dump& dump();
+    // Physical memory: the dump's, or a live kernel's through its direct map
+    // (found at the first call). Throws kq::Error when a live kernel's
+    // cannot be found.
+    PhysicalMemory& physical();
     MemorySource& memory() { return *mem_; }
     const ElfImage& vmlinux() const { return *vmlinux_; }
     LinuxKernel& kernel() { return *kernel_; }
@@ -59,6 +64,7 @@ private:
     std::vector<CpuState> by_cpu(const std::vector<CpuState>& vcpus) const;
 
     std::unique_ptr<Dump> dump_;
+    std::unique_ptr<LivePhysical> live_physical_;
     MemorySource* mem_ = nullptr;  // the dump, or a live kernel's memory
     std::vector<std::string> modules_dirs_;
     std::unique_ptr<ElfImage> vmlinux_;

@@ -1,7 +1,10 @@
 """kmod attach on a running lab guest (QEMU TCG, KASLR on, GDB stub), driven
 through LLDB's Python API: every kernel task is a thread; LLDB's bt of the
-kq_sleep task runs through the module; kmod inuse kq_mutex gives the evidence
-kinds of a dump of the same guest taken at the same moment; the read-only part
+kq_sleep task runs through the module; kmod inuse kq_idle is SAFE with full
+coverage (the memory reference scan reads the guest's RAM through the stub);
+kmod inuse kq_mutex gives the evidence kinds, memory references included, and
+kmod refs kq_sleep the same words as a dump of the same guest taken at the same
+moment; the read-only part
 sends the stub no write packet; a breakpoint by name on a function GCC split in
 two (__do_sys_delete_module, whose stop LLDB 16 lost with vmlinux itself) stops
 LLDB when the guest runs rmmod, with the task list re-read; continuing lets
@@ -106,8 +109,12 @@ class Lldb:
 
 
 def evidence_kinds(report):
-    # The memory reference scan reads a dump's physical memory: not live.
-    return sorted({(e["kind"], e["severity"]) for e in report["evidence"] if e["kind"] != "memory_ref"})
+    return sorted({(e["kind"], e["severity"]) for e in report["evidence"]})
+
+
+def ref_words(refs):
+    """{(physical address, value): (container, severity)} of kmod refs --json."""
+    return {(r["phys"], r["value"]): (r["container"], r["severity"]) for r in refs["refs"]}
 
 
 def main():
@@ -173,19 +180,39 @@ def run_checks(port, log, work):
     live_report = json_of(out, "live kmod inuse") if ok else None
     check(live_report is not None and live_report["verdict"] == "UNSAFE",
           f"kmod inuse kq_mutex live: {live_report and live_report['verdict']}")
+    # The memory reference scan reads all of the guest's RAM through the stub.
+    ok, out = d.run("kmod inuse kq_idle --json --quiet")
+    idle = json_of(out, "live kmod inuse kq_idle") if ok else None
+    if check(idle is not None, "kmod inuse kq_idle live gives a report"):
+        gaps = [f"{c['provider']}: {c['gap']}" for c in idle["coverage"] if not c["complete"]]
+        check(idle["verdict"] == "SAFE" and not gaps, f"kmod inuse kq_idle live: {idle['verdict']}, gaps {gaps}")
+        scan = [c for c in idle["coverage"] if c["provider"] == "memory reference scan"]
+        check(len(scan) == 1 and "MiB of physical memory" in scan[0]["covered"], f"live memory scan: {scan}")
+    ok, out = d.run("kmod refs kq_sleep --json --quiet")
+    live_refs = json_of(out, "live kmod refs") if ok else None
+    check(live_refs is not None and live_refs["bytes_unreadable"] == 0 and live_refs["bytes_scanned"] > 200 << 20,
+          f"kmod refs kq_sleep live scanned the RAM: {live_refs and (live_refs['bytes_scanned'], live_refs['bytes_unreadable'])}")
 
     # The same moment as a dump (the guest is stopped): the same evidence.
     dump = os.path.join(work, "live.elf")
     lab("dump", dump, timeout=300)
-    outs, text = lldb_batch([core_command(dump), "kmod list --json", "kmod inuse kq_mutex --json --quiet"])
+    outs, text = lldb_batch([core_command(dump), "kmod list --json", "kmod inuse kq_mutex --json --quiet",
+                             "kmod refs kq_sleep --json --quiet"])
     dump_modules = sorted(m["name"] for m in json_of(outs[1], "dump kmod list"))
     check(dump_modules == live_modules, "kmod list: the same modules live and in the dump")
     dump_report = json_of(outs[2], "dump kmod inuse")
     if live_report and dump_report:
         live_kinds, dump_kinds = evidence_kinds(live_report), evidence_kinds(dump_report)
         check(live_kinds == dump_kinds, f"kmod inuse kq_mutex: evidence kinds live {live_kinds} == dump {dump_kinds}")
-        for want in ("thread_frame", "lock"):
+        for want in ("thread_frame", "lock", "memory_ref"):
             check(any(k == want for k, _ in live_kinds), f"live evidence has {want}")
+    dump_refs = json_of(outs[3], "dump kmod refs")
+    if live_refs and dump_refs:
+        live_words, dump_words = ref_words(live_refs), ref_words(dump_refs)
+        check(live_words == dump_words and live_words,
+              f"kmod refs kq_sleep: the same {len(dump_words)} words live and in the dump "
+              f"(only live: {sorted(set(live_words.items()) - set(dump_words.items()))[:3]}, "
+              f"only in the dump: {sorted(set(dump_words.items()) - set(live_words.items()))[:3]})")
     os.unlink(dump)
 
     # Nothing so far may have written to the guest.

@@ -203,6 +203,22 @@ TEST(LiveProxy, PagesAreReadInBatchesCachedAndShortAtAHole) {
     EXPECT_EQ(m.read(0x50000, b, 8), 0u);
 }
 
+TEST(LiveProxy, BulkReadsUseTheCacheButDoNotFillIt) {
+    FakeStub stub;
+    kq::LiveTarget t(options(stub.port()));
+    kq::MemorySource& m = t.memory();
+    uint8_t b[8];
+    ASSERT_EQ(m.read(0x11000, b, sizeof b), sizeof b);  // one page cached
+    std::vector<uint8_t> all(kMappedEnd - kMapped + 0x1000);
+    size_t reads = stub.count('m');
+    ASSERT_EQ(m.read_bulk(kMapped + 8, all.data(), all.size() - 8), kMappedEnd - kMapped - 8);  // short at the hole
+    for (size_t i = 0; i + 8 < kMappedEnd - kMapped; ++i) ASSERT_EQ(all[i], (kMapped + 8 + i) & 0xff) << i;
+    EXPECT_EQ(stub.count('m') - reads, 6u);  // pages 0x10000, 0x12000 and the hole, not the cached one
+    reads = stub.count('m');
+    ASSERT_EQ(m.read(0x10000, b, sizeof b), sizeof b);
+    EXPECT_EQ(stub.count('m') - reads, 2u);  // read anew: the bulk read kept nothing
+}
+
 TEST(LiveProxy, BreakpointsAndRefusedWrites) {
     FakeStub stub;
     kq::LiveTarget t(options(stub.port()));
