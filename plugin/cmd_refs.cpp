@@ -88,6 +88,8 @@ void register_refs(lldb::SBCommand& kmod) {
                        "  offset; advisory when the object is free), another page (advisory), or\n"
                        "  'bookkeeping': the kernel's own records of the loaded module (its struct\n"
                        "  module, sysfs attributes, vmap_area, ftrace records), not a use of it.\n"
+                       "  On FreeBSD a plain scan: words in the kernel image, other modules and\n"
+                       "  stacks are named, the rest is 'unknown' memory (advisory).\n"
                        "  --max N   stop after N references (default 100000)",
                        {"--json", "--quiet"}, {"--max"}, refs});
 }

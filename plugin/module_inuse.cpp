@@ -5,7 +5,6 @@
 
 #include <map>
 
-#include "kernel/linux/survey.h"
 #include "plugin/json.h"
 #include "plugin/module_refs.h"
 #include "plugin/stack.h"
@@ -130,12 +129,12 @@ void render_inuse_text(const Report& r, std::string& out) {
 
 Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bool scan,
                     const std::function<void(const std::string&)>& say) {
-    auto& sys = s.system();
+    auto& sys = s.kernel_system();
     const Module* m = &module;
     InuseInput in;
     in.module = m;
     in.tasks_total = sys.threads().size();
-    LinuxUnwinder& unw = s.unwinder();
+    KernelUnwinder& unw = s.unwinder();
     const size_t n = sys.threads().size();
     for (size_t i = 0; i < n; ++i) {
         if (n >= 512 && i % 256 == 0) say("unwinding tasks: " + std::to_string(i * 100 / n) + "%");
@@ -143,13 +142,12 @@ Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bo
         ThreadStack ts;
         ts.thread = &t;
         ts.frames = unw.unwind(t);
-        for (const auto& w : unw.unwinder().scan(t, ts.frames))
+        for (const auto& w : unw.scan(t, ts.frames))
             if (w.where != StackWord::Where::frame) ts.scanned.push_back(w.value);
         ts.scan_done = true;
         in.stacks.push_back(std::move(ts));
     }
-    in.survey = survey_linux({sys.kernel(), sys.threads(), sys.modules()},
-                             [&](const std::string& p) { say("reading " + p); });
+    in.survey = sys.survey([&](const std::string& p) { say("reading " + p); });
     in.symbolize = [&](uint64_t a) { return symbol_at(target, a, false); };
     Report scan_report;
     if (!scan) scan_report.coverage.push_back({"memory reference scan", "nothing", false, "skipped (--no-scan)"});

@@ -90,6 +90,15 @@ std::vector<std::string> FreebsdSystem::warnings() const {
     return w;
 }
 
+Dump& FreebsdSystem::dump() {
+    if (!dump_) throw Error("this kernel was not opened from a dump file: this needs one ('kmod core')");
+    return *dump_;
+}
+
+Range FreebsdSystem::image_range() const {
+    return {modules_.kernel.address, modules_.kernel.size, "kernel image"};
+}
+
 Survey FreebsdSystem::survey(const std::function<void(const std::string&)>& progress) const {
     return survey_freebsd({*kernel_, threads_, modules_}, progress);
 }

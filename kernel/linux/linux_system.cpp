@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "kernel/linux/survey.h"
+
 namespace kq {
 
 static uint64_t parse_hex(const std::string& s) {
@@ -183,6 +185,18 @@ std::vector<std::string> LinuxSystem::warnings() const {
     std::vector<std::string> w = tasks_.warnings;
     w.insert(w.end(), modules_.warnings.begin(), modules_.warnings.end());
     return w;
+}
+
+Range LinuxSystem::image_range() const {
+    const auto text = kernel_->find_symbol("_text"), end = kernel_->find_symbol("_end");
+    if (!text || !end || *end < *text) return {0, 0, "kernel image"};
+    return {*text, *end - *text, "kernel image"};
+}
+
+size_t LinuxSystem::cpu_count() const { return dump_ ? dump_->cpus().size() : static_cast<size_t>(kernel_->nr_cpus()); }
+
+Survey LinuxSystem::survey(const std::function<void(const std::string&)>& progress) const {
+    return survey_linux({*kernel_, tasks_.threads, modules_.modules}, progress);
 }
 
 }  // namespace kq
