@@ -22,9 +22,9 @@ class Session {
 public:
     // Opens `dump` for vmlinux (`vmlinux`, else the target's executable,
     // else default_vmlinux), connects LLDB to it and loads module .ko files
-    // at their kernel addresses. The image says which OS it is (detect_os):
-    // a FreeBSD kernel.debug opens a FreeBSD dump. Without a target (invalid `target`) one is
-    // created and selected, and `target` set to it.
+    // at their kernel addresses; the image says which OS it is (detect_os:
+    // vmlinux, or FreeBSD's kernel.debug). Without a target (invalid
+    // `target`) one is created and selected, and `target` set to it.
     // Throws kq::Error with one line.
     static Session& open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
                               const std::string& vmlinux, const OpenOptions& opts);

@@ -30,8 +30,9 @@ BUSY_THREADS = {"kq_fbsd_sleep": "kq_fbsd_sleeper", "kq_fbsd_work": "kq_fbsd_wor
 
 
 def planted(scenario):
-    """fixture.txt of a scenario: its threads (tid -> name) and kq_fbsd.ko's .text."""
-    threads, text = {}, None
+    """fixture.txt of a scenario: its threads (tid -> name), kq_fbsd.ko's
+    .text and the module's mutex."""
+    threads, text, mutex = {}, None, None
     with open(os.path.join(FIXTURE, scenario, "fixture.txt")) as f:
         for line in f:
             w = line.split()
@@ -39,7 +40,9 @@ def planted(scenario):
                 threads[int(w[1])] = w[3]
             elif w[:3] == ["section", "kq_fbsd.ko", ".text"]:
                 text = int(w[3], 16)
-    return threads, text
+            elif w[:1] == ["mutex"]:
+                mutex = w[1]
+    return threads, text, mutex
 
 
 def bare(symbol):
@@ -50,14 +53,15 @@ def bare(symbol):
 def one(scenario, form):
     dump = os.path.join(FIXTURE, scenario, "vmcore." + form)
     what = f"{scenario}/{form}"
-    threads, text = planted(scenario)
+    threads, text, mutex = planted(scenario)
     # The minidump opens without a target (kmod core makes one from the
     # kernel image), the full dump in a target created from kernel.debug.
     core = f"kmod core {dump} --modules-dir {FIXTURE} --json"
     if form == "minidump":
         core = f"kmod core {dump} --vmlinux {KERNEL} --modules-dir {FIXTURE} --json"
     cmds = [core, "kmod list --json", "kmod threads --module kq_fbsd --json",
-            "kmod inuse kq_fbsd --json --quiet", "kmod dmesg"]
+            "kmod inuse kq_fbsd --json --quiet", f"kmod whatis {mutex} --json", "kmod refs kq_fbsd --json --quiet",
+            "kmod dmesg"]
     out, text_all = run_lldb(cmds, target=None if form == "minidump" else KERNEL, timeout=300)
 
     c = json_of(out[0], f"{what}: kmod core")
@@ -106,6 +110,12 @@ def one(scenario, form):
         check(r["verdict"] == "SAFE", f"{what}: verdict SAFE ({r['verdict']}: {r['reasons']})")
         check(not blocking, f"{what}: no blocking evidence ({blocking})")
 
+    w = json_of(out[4], f"{what}: kmod whatis")
+    check(w["kind"] == "module" and w["owner"] == "kq_fbsd" and "kq_fbsd_sc" in w["detail"],
+          f"{what}: kmod whatis names the module's mutex ({w})")
+    refs = json_of(out[5], f"{what}: kmod refs")
+    check(refs["refs"] and all(x["container"] == "stack" or x["severity"] == "advisory" for x in refs["refs"]),
+          f"{what}: kmod refs: a plain scan, its hits advisory but on stacks ({len(refs['refs'])} refs)")
     check("needs a Linux kernel" in text_all, f"{what}: kmod dmesg says it needs a Linux kernel")
 
 
