@@ -125,13 +125,22 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     return keep(std::move(s), target);
 }
 
-// Sets freebsd_ and target_ as open_system does for Linux. LLDB reads
-// kernel.debug itself: FreeBSD's clang splits no function into hot and cold
-// parts, so no copy is needed.
+// Sets freebsd_ and target_ as open_system does for Linux, the dump read
+// while LLDB reads the symbols. LLDB reads kernel.debug itself: FreeBSD's
+// clang splits no function into hot and cold parts, so no copy is needed.
 lldb::SBModule Session::open_freebsd(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
                                      const std::string& kernel, const std::string& dump, const OpenOptions& opts) {
-    freebsd_ = FreebsdSystem::open_dump(kernel, dump, {opts.modules_dirs, opts.progress});
-    lldb::SBModule kernel_module = read_kernel_symbols(dbg, target, has_target, kernel, "x86_64-unknown-freebsd", opts.progress);
+    auto opening = std::async(std::launch::async, [&] {
+        return FreebsdSystem::open_dump(kernel, dump, {opts.modules_dirs, opts.progress});
+    });
+    lldb::SBModule kernel_module;
+    try {
+        kernel_module = read_kernel_symbols(dbg, target, has_target, kernel, "x86_64-unknown-freebsd", opts.progress);
+    } catch (...) {
+        opening.wait();
+        throw;
+    }
+    freebsd_ = opening.get();
     target_ = target;
     return kernel_module;
 }

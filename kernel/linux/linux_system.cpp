@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernel/linux/survey.h"
+#include "vmcore/freebsd_dump.h"
 
 namespace kq {
 
@@ -28,6 +29,8 @@ std::unique_ptr<LinuxSystem> LinuxSystem::open_dump(const std::string& vmlinux, 
     dopts.note_ctx = const_cast<OpenOptions*>(&opts);
     say("opening dump " + dump);
     sys->dump_ = Dump::open(dump, dopts);
+    if (dynamic_cast<FreebsdDump*>(sys->dump_.get()))
+        throw Error(dump + " is a " + sys->dump_->format() + ", not a Linux dump: pass its kernel.debug, not " + vmlinux);
     sys->vmlinux_ = ElfImage::open(vmlinux);
 
     // A dump of another kernel than vmlinux must be refused before anything

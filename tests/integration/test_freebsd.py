@@ -125,6 +125,13 @@ def main():
     for scenario in ("busy", "idle"):
         for form in ("minidump", "elf"):
             one(scenario, form)
+    # A Linux vmlinux for a FreeBSD dump (where the lab has one): one clear line.
+    vmlinux = os.environ.get("KQ_VMLINUX", "")
+    if os.path.exists(vmlinux):
+        dump = os.path.join(FIXTURE, "busy", "vmcore.minidump")
+        out, text = run_lldb([f"kmod core {dump} --vmlinux {vmlinux}"], timeout=300)
+        errors = [line for line in text.splitlines() if line.startswith("error:")]
+        check(len(errors) == 1 and "not a Linux dump" in errors[0], f"a vmlinux for a FreeBSD dump: {errors}")
     finish()
 
 
