@@ -7,7 +7,7 @@
 namespace kq {
 namespace {
 
-const Thread& pick(const LinuxSystem& sys, lldb::SBTarget& target, const Args& args) {
+const Thread& pick(const KernelSystem& sys, lldb::SBTarget& target, const Args& args) {
     int64_t tid = -1;
     if (!args.positional.empty()) {
         auto n = parse_number(args.positional[0]);
@@ -26,8 +26,8 @@ const Thread& pick(const LinuxSystem& sys, lldb::SBTarget& target, const Args& a
 void bt(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
-    const Thread& t = pick(s.system(), target, args);
-    Stack st = stack_of(s.system(), s.unwinder(), t);
+    const Thread& t = pick(s.kernel_system(), target, args);
+    Stack st = stack_of(s.kernel_system(), s.unwinder(), t);
     if (args.flag("--json")) {
         Json j;
         j.begin_object()

@@ -17,7 +17,7 @@ void dmesg(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     }
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
-    KernelLog log = read_kernel_log(s.system().kernel());
+    KernelLog log = read_kernel_log(s.linux_system().kernel());
     size_t from = tail && tail < log.records.size() ? log.records.size() - tail : 0;
     if (args.flag("--json")) {
         Json j;

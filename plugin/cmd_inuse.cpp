@@ -9,7 +9,7 @@ void inuse(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (args.positional.size() != 1) throw Error("usage: kmod inuse MODULE [--json] [--no-scan] [--quiet]");
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
-    s.system();  // live: refuses while the kernel runs
+    s.kernel_system();  // live: refuses while the kernel runs
     const Module* m = &s.module(args.positional[0]);
     const bool quiet = args.flag("--quiet");
     auto say = [&](const std::string& line) {

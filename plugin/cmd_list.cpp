@@ -15,7 +15,7 @@ static std::string hex(uint64_t v) {
 
 static void list(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     lldb::SBTarget target = dbg.GetSelectedTarget();
-    auto& sys = Session::of(target).system();
+    auto& sys = Session::of(target).kernel_system();
     if (args.flag("--json")) {
         Json j;
         j.begin_array();

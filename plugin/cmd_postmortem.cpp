@@ -272,7 +272,7 @@ void postmortem(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (!args.positional.empty()) throw Error("usage: kmod postmortem [--modules-dir DIR]... [--json]");
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
-    LinuxSystem& sys = s.system();
+    LinuxSystem& sys = s.linux_system();
     Report r;
     try {
         r.log = read_kernel_log(sys.kernel());

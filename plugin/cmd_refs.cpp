@@ -44,7 +44,8 @@ void refs(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
             .field("where", h.where)
             .field("severity", std::string(to_string(h.weight)))
             .end_object();
-        text_out += "  " + hex_addr(h.vaddr) + " " + (h.where.empty() ? "?" : h.where) + " [" + h.container +
+        // Without a virtual address (memory no one is known to map) the physical one.
+        text_out += "  " + (h.vaddr ? hex_addr(h.vaddr) : "phys " + hex_addr(h.phys)) + " " + (h.where.empty() ? "?" : h.where) + " [" + h.container +
                     (h.weight == RefWeight::advisory ? ", advisory" : "") + "] -> " + hex_addr(h.value) + " " +
                     h.points_to + "\n";
     }
@@ -89,6 +90,8 @@ void register_refs(lldb::SBCommand& kmod) {
                        "  the object is free), another page (advisory), or 'bookkeeping': the kernel's\n"
                        "  own records of the loaded module (its struct module, sysfs attributes,\n"
                        "  vmap_area, ftrace records), not a use of it.\n"
+                       "  On FreeBSD a plain scan: words in the kernel image, other modules and\n"
+                       "  stacks are named, the rest is 'unknown' memory (advisory).\n"
                        "  --max N   stop after N references (default 100000)",
                        {"--json", "--quiet"}, {"--max"}, refs});
 }

@@ -12,13 +12,13 @@ namespace {
 void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
-    auto& sys = s.system();
+    auto& sys = s.kernel_system();
     std::string want = args.value("--module");
     if (!want.empty()) want = s.module(want).name;
     const bool all = want.empty() || args.flag("--all");
     const bool methods = args.flag("--methods");
     const bool scan = args.flag("--scan");
-    LinuxUnwinder& unw = s.unwinder();
+    KernelUnwinder& unw = s.unwinder();
 
     const auto& tasks = sys.threads();
     Json j;

@@ -17,8 +17,12 @@ struct WhatIs {
     std::string detail;  // section and symbol, offsets
 };
 
+// A Linux kernel's direct map: per-CPU data, slab objects, task_structs
+// and other pages (nullopt: not in it).
+std::optional<WhatIs> classify_linux_memory(LinuxSystem& sys, uint64_t addr);
+
 WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
-    auto& sys = s.system();
+    auto& sys = s.kernel_system();
     for (const auto& m : sys.modules())
         for (const auto& r : m.ranges)
             if (r.contains(addr)) {
@@ -26,12 +30,11 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
                 return {"module", m.name, r.what + (sym.empty() ? "" : ", " + sym) + ", offset " +
                                               hex_addr(addr - r.start) + " in the range"};
             }
-    auto& k = sys.kernel();
-    if (auto text = k.find_symbol("_text"), end = k.find_symbol("_end"); text && end && addr >= *text && addr < *end) {
+    if (sys.image_range().contains(addr)) {
         lldb::SBAddress a = target.ResolveLoadAddress(addr);
         std::string section = a.GetSection().IsValid() && a.GetSection().GetName() ? a.GetSection().GetName() : "?";
         std::string sym = symbol_at(target, addr, true);
-        return {"kernel", "vmlinux", section + (sym.empty() ? "" : ", " + sym)};
+        return {"kernel", sys.os() == KernelOs::Linux ? "vmlinux" : "kernel", section + (sym.empty() ? "" : ", " + sym)};
     }
     for (const auto& t : sys.threads())
         if (t.stack_base && addr >= t.stack_base && addr - t.stack_base < t.stack_size)
@@ -42,6 +45,14 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
         if (st.contains(addr, 1))
             return {"cpu stack", "CPU " + std::to_string(st.cpu) + " " + st.name + " stack",
                     "offset " + hex_addr(addr - st.base)};
+    if (sys.os() != KernelOs::Linux)
+        return {"unknown", "", "not in a module, the kernel image or a stack (memory beyond those is named on Linux only)"};
+    if (auto w = classify_linux_memory(s.linux_system(), addr)) return *w;
+    return {"unknown", "", "not in a module, the kernel image, a stack or the direct map"};
+}
+
+std::optional<WhatIs> classify_linux_memory(LinuxSystem& sys, uint64_t addr) {
+    auto& k = sys.kernel();
     // A task_struct by the tasks' own addresses, when the slab cannot say.
     auto task_struct = [&]() -> std::optional<WhatIs> {
         for (const auto& t : sys.threads())
@@ -63,28 +74,27 @@ WhatIs classify(Session& s, lldb::SBTarget& target, uint64_t addr) {
             if (addr - direct >= a && addr - direct < b) {
                 const std::string phys = "physical address " + hex_addr(addr - direct);
                 if (std::string pc = per_cpu_name(sys, addr); !pc.empty())
-                    return {"percpu", "vmlinux", pc + ", " + phys};
+                    return WhatIs{"percpu", "vmlinux", pc + ", " + phys};
                 Slabs slabs(k);
                 PageOwner o = slabs.owner(addr);
                 if (o.kind == PageOwner::Kind::slab && o.what.empty()) {
                     const SlabObject& so = o.slab;
                     for (const auto& t : sys.threads())
                         if (t.task == so.object)
-                            return {"task_struct", task_label(t),
+                            return WhatIs{"task_struct", task_label(t),
                                     "offset " + hex_addr(so.offset) + " in its task_struct (" + so.cache + " object)"};
                     std::string state = to_string(so.state);
                     if (!so.state_note.empty()) state += " (" + so.state_note + ")";
-                    return {"slab", so.cache,
+                    return WhatIs{"slab", so.cache,
                             "object " + hex_addr(so.object) + " +" + hex_addr(so.offset) + " of " +
                                 std::to_string(so.object_size) + " bytes, " + state + ", " + phys};
                 }
-                if (o.kind == PageOwner::Kind::slab) return {"slab", o.slab.cache, o.what + ", " + phys};
-                if (o.kind == PageOwner::Kind::page) return {"page", "physical memory", o.what + ", " + phys};
+                if (o.kind == PageOwner::Kind::slab) return WhatIs{"slab", o.slab.cache, o.what + ", " + phys};
+                if (o.kind == PageOwner::Kind::page) return WhatIs{"page", "physical memory", o.what + ", " + phys};
                 if (auto t = task_struct()) return *t;
-                return {"direct map", "physical memory", phys + " (" + o.what + ")"};
+                return WhatIs{"direct map", "physical memory", phys + " (" + o.what + ")"};
             }
-    if (auto t = task_struct()) return *t;
-    return {"unknown", "", "not in a module, the kernel image, a stack or the direct map"};
+    return task_struct();
 }
 
 void whatis(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
@@ -112,7 +122,8 @@ void register_whatis(lldb::SBCommand& kmod) {
                        "  module (range, section symbol), kernel image (section, symbol), a task's stack,\n"
                        "  a CPU's IRQ or exception stack, a task_struct, a CPU's per-CPU data, a slab\n"
                        "  object (cache, object, offset, allocated or free), or another page of\n"
-                       "  direct-mapped memory (free, reserved, page cache ...)",
+                       "  direct-mapped memory (free, reserved, page cache ...); on FreeBSD: module,\n"
+                       "  kernel image or a thread's stack",
                        {"--json"}, {}, whatis});
 }
 

@@ -5,7 +5,7 @@
 
 #include <map>
 
-#include "kernel/linux/survey.h"
+#include "inuse/collect.h"
 #include "plugin/json.h"
 #include "plugin/module_refs.h"
 #include "plugin/stack.h"
@@ -130,30 +130,11 @@ void render_inuse_text(const Report& r, std::string& out) {
 
 Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bool scan,
                     const std::function<void(const std::string&)>& say) {
-    auto& sys = s.system();
-    const Module* m = &module;
-    InuseInput in;
-    in.module = m;
-    in.tasks_total = sys.threads().size();
-    LinuxUnwinder& unw = s.unwinder();
-    const size_t n = sys.threads().size();
-    for (size_t i = 0; i < n; ++i) {
-        if (n >= 512 && i % 256 == 0) say("unwinding tasks: " + std::to_string(i * 100 / n) + "%");
-        const Thread& t = sys.threads()[i];
-        ThreadStack ts;
-        ts.thread = &t;
-        ts.frames = unw.unwind(t);
-        for (const auto& w : unw.unwinder().scan(t, ts.frames))
-            if (w.where != StackWord::Where::frame) ts.scanned.push_back(w.value);
-        ts.scan_done = true;
-        in.stacks.push_back(std::move(ts));
-    }
-    in.survey = survey_linux({sys.kernel(), sys.threads(), sys.modules()},
-                             [&](const std::string& p) { say("reading " + p); });
+    InuseInput in = collect_inuse(s.kernel_system(), s.unwinder(), module, say);
     in.symbolize = [&](uint64_t a) { return symbol_at(target, a, false); };
     Report scan_report;
     if (!scan) scan_report.coverage.push_back({"memory reference scan", "nothing", false, "skipped (--no-scan)"});
-    else add_memory_refs(s, target, *m, say, scan_report);
+    else add_memory_refs(s, target, module, say, scan_report);
     in.extra_evidence = std::move(scan_report.evidence);
     in.extra_coverage = std::move(scan_report.coverage);
     return analyze(in);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <memory>
 
 #include "kernel/linux/module_bookkeeping.h"
 #include "kernel/linux/providers.h"
@@ -155,7 +156,7 @@ static std::vector<std::pair<Range, std::string>> chain_blocks(LinuxSystem& sys)
 
 ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m, size_t max_hits,
                             const std::function<void(const std::string&)>& say) {
-    auto& sys = s.system();
+    auto& sys = s.kernel_system();
     PhysicalMemory& dump = sys.physical();  // a dump's, or a live kernel's
     const uint64_t page = dump.page_size();
     ModuleRefs out;
@@ -190,10 +191,11 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
             });
         }
 
-    // The kernel image is physically contiguous from _text to _end.
-    const uint64_t text = sys.kernel().symbol("_text"), end = sys.kernel().symbol("_end");
+    // The kernel image is physically contiguous.
+    const Range image = sys.image_range();
+    const uint64_t text = image.start, end = image.start + image.size;
     const auto text_pa = dump.to_phys(text);
-    const uint64_t direct_map = sys.kernel().direct_map_base();
+    const uint64_t direct_map = sys.direct_map_base();
 
     if (say)
         req.progress = [&](uint64_t done, uint64_t total) {
@@ -202,13 +204,22 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
         };
     out.stats = scan_refs(req);
 
-    if (say) say("identifying the kernel's records of " + m.name);
-    const ModuleBookkeeping bk = module_bookkeeping(sys.kernel(), m, sys.modules());
+    // Linux's allocators and records name more of the hits; elsewhere the
+    // scan is a plain one: what holds a direct-mapped word stays unknown.
+    ModuleBookkeeping bk;
+    std::unique_ptr<Slabs> slabs;
+    std::unique_ptr<PerCpu> percpu;
+    std::vector<std::pair<Range, std::string>> chains;
+    if (sys.os() == KernelOs::Linux) {
+        LinuxSystem& lin = s.linux_system();
+        if (say) say("identifying the kernel's records of " + m.name);
+        bk = module_bookkeeping(lin.kernel(), m, lin.modules());
+        slabs = std::make_unique<Slabs>(lin.kernel());
+        percpu = std::make_unique<PerCpu>(lin);
+        chains = chain_blocks(lin);
+    }
     out.bookkeeping_problems = bk.problems;
     const auto bk_phys = physical(dump, bk);
-    Slabs slabs(sys.kernel());
-    const PerCpu percpu(sys);
-    const auto chains = chain_blocks(sys);
     for (const auto& h : out.stats.hits) {
         ModuleRef r;
         r.phys = h.phys;
@@ -226,13 +237,13 @@ ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m,
                 r.where += ", below its stack pointer (dead)";
                 r.weight = RefWeight::advisory;
             }
-        } else if (direct_map) {
+        } else if (direct_map && slabs) {
             r.vaddr = direct_map + h.phys;
-            if (std::string pc = percpu.name(r.vaddr); !pc.empty()) {
+            if (std::string pc = percpu->name(r.vaddr); !pc.empty()) {
                 r.container = "percpu";
                 r.where = pc;
             } else {
-                attribute_direct(slabs, r);
+                attribute_direct(*slabs, r);
             }
         } else {
             r.container = "unknown";

@@ -43,7 +43,10 @@ struct ModuleRefs {
     size_t count(RefWeight w) const;
 };
 
-// Throws kq::Error when the memory does not say which physical memory there is.
+// On a Linux kernel the slab allocator, per-CPU data and the kernel's
+// records of the module name what holds each word; on another a plain scan
+// names only the kernel image, modules and stacks. Throws kq::Error when the
+// memory does not say which physical memory there is.
 ModuleRefs find_module_refs(Session& s, lldb::SBTarget& target, const Module& m, size_t max_hits,
                             const std::function<void(const std::string&)>& say);
 

@@ -13,9 +13,10 @@ class Session;
 struct OpenedKernel {
     explicit OpenedKernel(Session& s, uint64_t cpus);
 
-    // "release" ... "warnings", then closes the object `j` holds open.
+    // "os", "release" ... "warnings", then closes the object `j` holds open.
     void end_json(Json& j) const;
-    // "Linux R, KASLR offset O, [N CPUs, ]T tasks, M modules (...)".
+    // "Linux R, KASLR offset O, [N CPUs, ]T tasks, M modules (...)"; FreeBSD
+    // has no KASLR offset, and its threads are called tasks too.
     std::string text(bool with_cpus) const;
     // One "warning: ..." line each.
     std::string warning_lines() const;

@@ -7,6 +7,8 @@
 #include <thread>
 
 #include "symbols/split_function_ranges.h"
+#include "unwinder/freebsd_unwind.h"
+#include "unwinder/linux_unwind.h"
 #include "vmcore/flattened.h"
 
 namespace kq {
@@ -83,7 +85,7 @@ void use_index_cache(lldb::SBDebugger& dbg) {
 std::string Session::default_vmlinux(const std::string& dump) {
     auto d = Dump::open(dump);
     auto rel = d->vmcoreinfo_value("OSRELEASE");
-    if (!rel) throw Error("dump has no VMCOREINFO to name its kernel: pass --vmlinux VMLINUX");
+    if (!rel) throw Error("dump has no VMCOREINFO to name its kernel: pass --vmlinux VMLINUX (kernel.debug for a FreeBSD dump)");
     const std::string tries[] = {"/usr/lib/debug/boot/vmlinux-" + *rel, "/usr/lib/debug/lib/modules/" + *rel + "/vmlinux",
                                  "/boot/vmlinux-" + *rel, "/lib/modules/" + *rel + "/build/vmlinux"};
     std::error_code ec;
@@ -98,23 +100,49 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     const bool has_target = has_kernel_target(target, "create a new target for another dump");
     std::string vmlinux = target_vmlinux(target, vmlinux_arg);
     if (vmlinux.empty()) vmlinux = default_vmlinux(dump);
+    const KernelOs os = detect_os(vmlinux);
+    if (os == KernelOs::unknown)
+        throw Error(vmlinux + " is neither a Linux kernel (no linux_banner) nor a FreeBSD kernel (no ostype \"FreeBSD\" and version)");
 
     use_index_cache(dbg);
     auto s = std::make_unique<Session>();
     s->dump_path_ = dump;
-    lldb::SBModule kernel_module = s->open_system(
-        dbg, target, has_target, vmlinux, [&] { return LinuxSystem::open_dump(vmlinux, dump, opts); }, opts.progress);
-    auto& sys = *s->system_;
-    s->remote_target_ = std::make_unique<DumpTarget>(sys.dump(), sys.threads(), sys.kernel().slide());
+    lldb::SBModule kernel_module =
+        os == KernelOs::FreeBSD
+            ? s->open_freebsd(dbg, target, has_target, vmlinux, dump, opts)
+            : s->open_system(dbg, target, has_target, vmlinux,
+                             [&] { return LinuxSystem::open_dump(vmlinux, dump, opts); }, opts.progress);
+    auto& sys = s->kernel_system();
+    s->remote_target_ = std::make_unique<DumpTarget>(sys.dump(), sys.threads(), sys.slide());
     s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
     int port = s->server_->start();
 
     if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
     connect_lldb(dbg, target, port, "the dump server");
     // Every thread's registers stay known (the stop's jstopinfo).
-    place_kernel(dbg, target, kernel_module, sys.kernel().slide());
+    place_kernel(dbg, target, kernel_module, sys.slide());
     s->load_modules(target, opts.progress);
     return keep(std::move(s), target);
+}
+
+// Sets freebsd_ and target_ as open_system does for Linux, the dump read
+// while LLDB reads the symbols. LLDB reads kernel.debug itself: FreeBSD's
+// clang splits no function into hot and cold parts, so no copy is needed.
+lldb::SBModule Session::open_freebsd(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
+                                     const std::string& kernel, const std::string& dump, const OpenOptions& opts) {
+    auto opening = std::async(std::launch::async, [&] {
+        return FreebsdSystem::open_dump(kernel, dump, {opts.modules_dirs, opts.progress});
+    });
+    lldb::SBModule kernel_module;
+    try {
+        kernel_module = read_kernel_symbols(dbg, target, has_target, kernel, "x86_64-unknown-freebsd", opts.progress);
+    } catch (...) {
+        opening.wait();
+        throw;
+    }
+    freebsd_ = opening.get();
+    target_ = target;
+    return kernel_module;
 }
 
 // True when the target has an executable (vmlinux); throws kq::Error when it
@@ -153,7 +181,8 @@ lldb::SBModule Session::open_system(lldb::SBDebugger& dbg, lldb::SBTarget& targe
     }
     lldb::SBModule kernel_module;
     try {
-        kernel_module = read_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy, say);
+        kernel_module = read_kernel_symbols(dbg, target, has_target, copy.empty() ? vmlinux : copy,
+                                            "x86_64-unknown-linux-gnu", say);
     } catch (...) {
         if (opening.valid()) opening.wait();
         throw;
@@ -223,12 +252,12 @@ std::string Session::write_symbol_copy(const std::string& vmlinux, const std::fu
 // separate symbol file the copy would bring its own, unloaded, sections
 // along) unless it is `file`.
 lldb::SBModule Session::read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
-                                            const std::string& file,
+                                            const std::string& file, const char* triple,
                                             const std::function<void(const std::string&)>& say) {
     lldb::SBModule orig;
     if (!has_target) {
         lldb::SBError err;
-        target = dbg.CreateTarget("", "x86_64-unknown-linux-gnu", nullptr, false, err);
+        target = dbg.CreateTarget("", triple, nullptr, false, err);
         if (!target.IsValid())
             throw Error(std::string("LLDB could not create a target: ") + (err.GetCString() ? err.GetCString() : "?"));
         dbg.SetSelectedTarget(target);
@@ -251,20 +280,38 @@ lldb::SBModule Session::read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarge
     return m;
 }
 
+KernelSystem& Session::kernel_system() {
+    if (freebsd_) return *freebsd_;
+    return system();
+}
+
+LinuxSystem& Session::linux_system() {
+    if (freebsd_) throw Error("needs a Linux kernel; the kernel open is FreeBSD " + freebsd_->release());
+    return system();
+}
+
+const KernelSystem& Session::opened() const {
+    if (freebsd_) return *freebsd_;
+    return *system_;
+}
+
 const Module& Session::module(const std::string& name) const {
-    if (const Module* m = system_->module(name)) return *m;
+    if (const Module* m = opened().module(name)) return *m;
     std::string names;
-    for (const auto& m : system_->modules()) names += (names.empty() ? "" : ", ") + m.name;
+    for (const auto& m : opened().modules()) names += (names.empty() ? "" : ", ") + m.name;
     throw Error("module " + name + " is not loaded; loaded: " + (names.empty() ? "none" : names));
 }
 
-LinuxUnwinder& Session::unwinder() {
-    if (!unwinder_) unwinder_ = std::make_unique<LinuxUnwinder>(system_->kernel(), system_->modules());
+KernelUnwinder& Session::unwinder() {
+    if (!unwinder_) {
+        if (freebsd_) unwinder_ = std::make_unique<FreebsdUnwinder>(freebsd_->kernel(), freebsd_->modules());
+        else unwinder_ = std::make_unique<LinuxUnwinder>(system_->kernel(), system_->modules());
+    }
     return *unwinder_;
 }
 
 void Session::load_modules(lldb::SBTarget& target, const std::function<void(const std::string&)>& say) {
-    for (const auto& m : system_->modules()) {
+    for (const auto& m : opened().modules()) {
         if (m.ko_path.empty()) continue;
         lldb::SBModule mod = target.AddModule(m.ko_path.c_str(), nullptr, nullptr);
         if (!mod.IsValid()) {

@@ -1,6 +1,6 @@
-// The kernel behind an LLDB target: the opened system (a dump, or a live
-// kernel behind a GDB stub), the GDB-remote server LLDB is connected to,
-// and which .ko files were loaded.
+// The kernel behind an LLDB target: the opened system (a Linux or FreeBSD
+// dump, or a live Linux kernel behind a GDB stub), the GDB-remote server
+// LLDB is connected to, and which .ko files were loaded.
 #pragma once
 #include <map>
 #include <memory>
@@ -8,11 +8,13 @@
 
 #include <lldb/API/LLDB.h>
 
+#include "kernel/freebsd/freebsd_system.h"
+#include "kernel/kernel_system.h"
 #include "kernel/linux/linux_system.h"
 #include "remote/dump_target.h"
 #include "remote/gdb_server.h"
 #include "remote/live_target.h"
-#include "unwinder/linux_unwind.h"
+#include "unwinder/kernel_unwinder.h"
 
 namespace kq {
 
@@ -20,8 +22,9 @@ class Session {
 public:
     // Opens `dump` for vmlinux (`vmlinux`, else the target's executable,
     // else default_vmlinux), connects LLDB to it and loads module .ko files
-    // at their kernel addresses. Without a target (invalid `target`) one is
-    // created and selected, and `target` set to it.
+    // at their kernel addresses; the image says which OS it is (detect_os:
+    // vmlinux, or FreeBSD's kernel.debug). Without a target (invalid
+    // `target`) one is created and selected, and `target` set to it.
     // Throws kq::Error with one line.
     static Session& open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const std::string& dump,
                               const std::string& vmlinux, const OpenOptions& opts);
@@ -41,9 +44,15 @@ public:
     static Session& of(lldb::SBTarget& target);
     static void close(lldb::SBTarget& target);
 
-    // The kernel as of the last stop. Live: throws kq::Error while the
-    // kernel runs or after LLDB detached; after it ran, the unwinder and
-    // LLDB's loaded .ko files follow the kernel's modules.
+    // The kernel, whichever its OS. Live: as system().
+    KernelSystem& kernel_system();
+    // For what only Linux has (the log, crash context, slabs): the Linux
+    // kernel, or throws kq::Error saying the command needs one.
+    LinuxSystem& linux_system();
+    // The Linux kernel as of the last stop; a Linux session's only (see
+    // linux_system()). Live: throws kq::Error while the kernel runs or
+    // after LLDB detached; after it ran, the unwinder and LLDB's loaded .ko
+    // files follow the kernel's modules.
     LinuxSystem& system();
     // The live kernel's proxy; nullptr for a dump.
     LiveTarget* live() { return live_; }
@@ -52,7 +61,7 @@ public:
     const std::string& dump_path() const { return dump_path_; }  // live: HOST:PORT
     size_t modules_loaded() const { return modules_loaded_; }
     // The project's unwinder over this kernel, set up on first use.
-    LinuxUnwinder& unwinder();
+    KernelUnwinder& unwinder();
 
     ~Session();
 
@@ -64,6 +73,9 @@ private:
     static void enable_index_cache(lldb::SBDebugger& dbg);
     static bool has_kernel_target(lldb::SBTarget& target, const char* refusal);
     static std::string target_vmlinux(lldb::SBTarget& target, const std::string& vmlinux);
+    lldb::SBModule open_freebsd(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target, const std::string& kernel,
+                                const std::string& dump, const OpenOptions& opts);
+    const KernelSystem& opened() const;
     lldb::SBModule open_system(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target, const std::string& vmlinux,
                                const std::function<std::unique_ptr<LinuxSystem>()>& open,
                                const std::function<void(const std::string&)>& say);
@@ -73,14 +85,16 @@ private:
     static std::string symbol_copy_path(const std::string& vmlinux);
     std::string write_symbol_copy(const std::string& vmlinux, const std::function<void(const std::string&)>& say);
     lldb::SBModule read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarget& target, bool has_target,
-                                       const std::string& file, const std::function<void(const std::string&)>& say);
+                                       const std::string& file, const char* triple,
+                                       const std::function<void(const std::string&)>& say);
 
     lldb::SBTarget target_;
     std::string dump_path_;
-    std::unique_ptr<LinuxSystem> system_;
+    std::unique_ptr<LinuxSystem> system_;      // a Linux kernel, or
+    std::unique_ptr<FreebsdSystem> freebsd_;   // a FreeBSD one
     std::unique_ptr<RemoteTarget> remote_target_;
     std::unique_ptr<GdbServer> server_;
-    std::unique_ptr<LinuxUnwinder> unwinder_;
+    std::unique_ptr<KernelUnwinder> unwinder_;
     size_t modules_loaded_ = 0;
     LiveTarget* live_ = nullptr;  // remote_target_, when it is a live kernel
     uint64_t live_stop_seen_ = 0;

@@ -2,9 +2,6 @@
 
 #include <cstdio>
 
-#include "kernel/linux/linux_system.h"
-#include "unwinder/linux_unwind.h"
-
 namespace kq {
 
 std::string hex_addr(uint64_t v) {
@@ -13,7 +10,11 @@ std::string hex_addr(uint64_t v) {
     return b;
 }
 
-Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t) {
+// What frames in the kernel image are attributed to: FreeBSD calls its
+// image "kernel".
+static const char* image_name(const KernelSystem& sys) { return sys.os() == KernelOs::FreeBSD ? "kernel" : "vmlinux"; }
+
+Stack stack_of(const KernelSystem& sys, KernelUnwinder& unw, const Thread& t) {
     Stack s;
     for (const Frame& fr : unw.unwind(t)) {
         StackFrame f;
@@ -21,24 +22,24 @@ Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t) {
         if (auto fn = unw.code_map().function_at(fr.lookup_pc())) {
             f.symbol = fn->name;
             f.offset = fr.pc - fn->start;
-            f.module = fn->module.empty() ? "vmlinux" : fn->module;
+            f.module = fn->module.empty() ? image_name(sys) : fn->module;
         }
         // A module's ranges decide even without its .ko (no symbols then).
         for (const auto& m : sys.modules())
             if (m.contains(fr.lookup_pc())) f.module = m.name;
-        if (f.module.empty() && unw.code_map().is_text(fr.lookup_pc())) f.module = "vmlinux";
+        if (f.module.empty() && unw.code_map().is_text(fr.lookup_pc())) f.module = image_name(sys);
         s.frames.push_back(std::move(f));
     }
     s.complete = !s.frames.empty() && is_base(s.frames.back().frame.stop);
     return s;
 }
 
-std::vector<ScanWord> scan_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t, const Stack& st,
+std::vector<ScanWord> scan_of(const KernelSystem& sys, KernelUnwinder& unw, const Thread& t, const Stack& st,
                               const std::string& module) {
     std::vector<Frame> frames;
     for (const auto& f : st.frames) frames.push_back(f.frame);
     std::vector<ScanWord> out;
-    for (const StackWord& w : unw.unwinder().scan(t, frames)) {
+    for (const StackWord& w : unw.scan(t, frames)) {
         if (w.where == StackWord::Where::frame) continue;
         const Module* owner = nullptr;
         for (const auto& m : sys.modules())

@@ -1,24 +1,22 @@
 // A task's stack as the kmod commands show it: the project's own unwind
-// (unwinder/), each frame named and attributed to vmlinux or a module.
+// (unwinder/), each frame named and attributed to the kernel image or a module.
 #pragma once
 #include <string>
 #include <vector>
 
 #include "kernel/kernel.h"
 #include "plugin/json.h"
+#include "kernel/kernel_system.h"
 #include "unwinder/frame.h"
-#include "unwinder/unwinder.h"
+#include "unwinder/kernel_unwinder.h"
 
 namespace kq {
-
-class LinuxSystem;
-class LinuxUnwinder;
 
 struct StackFrame {
     Frame frame;
     std::string symbol;  // "" if unknown
     uint64_t offset = 0;
-    std::string module;  // "vmlinux", a module's name, or "" if not kernel text
+    std::string module;  // "vmlinux" (FreeBSD: "kernel"), a module's name, or "" if not kernel text
 };
 
 struct Stack {
@@ -26,7 +24,7 @@ struct Stack {
     bool complete = false;  // reached the base of the stack
 };
 
-Stack stack_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t);
+Stack stack_of(const KernelSystem& sys, KernelUnwinder& unw, const Thread& t);
 
 // A validated return address into a module found by scanning the task's
 // stacks, not one of its unwound frames: advisory evidence (a frame the
@@ -38,7 +36,7 @@ struct ScanWord {
     std::string module;
 };
 // Scan words into `module` (any module when empty).
-std::vector<ScanWord> scan_of(const LinuxSystem& sys, LinuxUnwinder& unw, const Thread& t, const Stack& st,
+std::vector<ScanWord> scan_of(const KernelSystem& sys, KernelUnwinder& unw, const Thread& t, const Stack& st,
                               const std::string& module);
 void scan_json(Json& j, const ScanWord& w);
 std::string scan_line(const ScanWord& w);

@@ -18,6 +18,7 @@
 #include "kernel/kernel.h"
 #include "unwinder/code_map.h"
 #include "unwinder/code_memory.h"
+#include "unwinder/kernel_unwinder.h"
 #include "unwinder/unwinder.h"
 
 namespace kq {
@@ -30,7 +31,7 @@ struct FreebsdUnwindOptions {
     UnwinderOptions unwinder;
 };
 
-class FreebsdUnwinder {
+class FreebsdUnwinder : public KernelUnwinder {
 public:
     // Problems with single modules are warnings; nothing here throws for a
     // kernel.debug without CFI (the other methods remain).
@@ -38,22 +39,24 @@ public:
     ~FreebsdUnwinder();
 
     Unwinder& unwinder() { return *unwinder_; }
-    const CodeMap& code_map() const { return *map_; }
-    const std::vector<std::string>& warnings() const { return warnings_; }
+    const CodeMap& code_map() const override { return *map_; }
+    const std::vector<std::string>& warnings() const override { return warnings_; }
+    // None: FreeBSD's interrupt stacks are not read.
+    const std::vector<StackRange>& cpu_stacks() const override { return unwinder_->cpu_stacks(); }
 
     // Where a thread's unwind starts: its saved context, whose rip is a
     // return address even for a thread that was running (dumppcb and
     // stoppcbs are saved by savectx).
     static UnwindStart start(const Thread& t);
-    std::vector<Frame> unwind(const Thread& t);
+    std::vector<Frame> unwind(const Thread& t) override;
     // Every validated return address on the thread's stack (see Unwinder::scan).
-    std::vector<StackWord> scan(const Thread& t, const std::vector<Frame>& frames) {
+    std::vector<StackWord> scan(const Thread& t, const std::vector<Frame>& frames) override {
         return unwinder_->scan(start(t), frames);
     }
 
     // "function+0x1c [module]" for a frame (pc-1 looked up for return
     // addresses, the offset shown from pc), or the hex address.
-    std::string describe(const Frame& f) const;
+    std::string describe(const Frame& f) const override;
     std::string describe(uint64_t addr) const;
 
 private:

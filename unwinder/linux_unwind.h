@@ -15,6 +15,7 @@
 #include "unwinder/code_map.h"
 #include "unwinder/code_memory.h"
 #include "unwinder/hidden_edges.h"
+#include "unwinder/kernel_unwinder.h"
 #include "unwinder/orc.h"
 #include "unwinder/unwinder.h"
 
@@ -31,7 +32,7 @@ struct LinuxUnwindOptions {
     UnwinderOptions unwinder;
 };
 
-class LinuxUnwinder {
+class LinuxUnwinder : public KernelUnwinder {
 public:
     // Throws kq::Error if vmlinux has no usable ORC table or the layouts are
     // missing from DWARF. Problems with single modules or CPUs are warnings.
@@ -39,15 +40,18 @@ public:
     ~LinuxUnwinder();
 
     Unwinder& unwinder() { return *unwinder_; }
-    const CodeMap& code_map() const { return *map_; }
-    const std::vector<std::string>& warnings() const { return warnings_; }
-    const std::vector<StackRange>& cpu_stacks() const { return unwinder_->cpu_stacks(); }
+    const CodeMap& code_map() const override { return *map_; }
+    const std::vector<std::string>& warnings() const override { return warnings_; }
+    const std::vector<StackRange>& cpu_stacks() const override { return unwinder_->cpu_stacks(); }
 
-    std::vector<Frame> unwind(const Thread& t) { return unwinder_->unwind(t); }
+    std::vector<Frame> unwind(const Thread& t) override { return unwinder_->unwind(t); }
+    std::vector<StackWord> scan(const Thread& t, const std::vector<Frame>& frames) override {
+        return unwinder_->scan(t, frames);
+    }
 
     // "function+0x1c [module]" for a frame (pc-1 looked up for return
     // addresses, the offset shown from pc), or the hex address.
-    std::string describe(const Frame& f) const;
+    std::string describe(const Frame& f) const override;
     std::string describe(uint64_t addr) const;
 
 private:

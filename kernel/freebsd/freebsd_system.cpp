@@ -49,7 +49,7 @@ std::unique_ptr<FreebsdSystem> FreebsdSystem::open_dump(const std::string& kerne
     say("opening dump " + dump);
     sys->dump_ = Dump::open(dump, dopts);
     if (!dynamic_cast<FreebsdDump*>(sys->dump_.get()))
-        throw Error(dump + " is a " + sys->dump_->format() + ", not a FreeBSD dump");
+        throw Error(dump + " is a " + sys->dump_->format() + ", not a FreeBSD dump: pass its vmlinux, not " + kernel);
     if (auto* elf = dynamic_cast<FreebsdElfDump*>(sys->dump_.get()); elf && !elf->page_tables())
         throw Error("the kernel's page tables were not found in " + dump + " through " + kernel +
                     "'s KPML4phys: is it the dump's kernel?");
@@ -88,6 +88,15 @@ std::vector<std::string> FreebsdSystem::warnings() const {
     std::vector<std::string> w = threads_.problems.all;
     w.insert(w.end(), modules_.problems.all.begin(), modules_.problems.all.end());
     return w;
+}
+
+Dump& FreebsdSystem::dump() {
+    if (!dump_) throw Error("this kernel was not opened from a dump file: this needs one ('kmod core')");
+    return *dump_;
+}
+
+Range FreebsdSystem::image_range() const {
+    return {modules_.kernel.address, modules_.kernel.size, "kernel image"};
 }
 
 Survey FreebsdSystem::survey(const std::function<void(const std::string&)>& progress) const {

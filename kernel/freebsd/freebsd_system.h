@@ -11,6 +11,7 @@
 #include "kernel/freebsd/linker.h"
 #include "kernel/freebsd/survey.h"
 #include "kernel/freebsd/thread.h"
+#include "kernel/kernel_system.h"
 #include "vmcore/dump.h"
 
 namespace kq {
@@ -23,7 +24,7 @@ struct FreebsdOpenOptions {
     std::function<void(const std::string&)> progress;  // one line per step
 };
 
-class FreebsdSystem {
+class FreebsdSystem : public KernelSystem {
 public:
     // Opens a FreeBSD minidump or full dump with its kernel.debug: checks
     // that the dump is FreeBSD's and that the image's version string is the
@@ -37,24 +38,34 @@ public:
                                                       const FreebsdOpenOptions& opts);
     ~FreebsdSystem();
 
-    Dump* dump() { return dump_.get(); }  // nullptr when opened over other memory
-    MemorySource& mem() { return *mem_; }
-    const ElfImage& image() const { return *image_; }
+    KernelOs os() const override { return KernelOs::FreeBSD; }
+    bool is_dump() const override { return dump_ != nullptr; }
+    // The dump file; throws kq::Error when opened over other memory.
+    Dump& dump() override;
+    PhysicalMemory& physical() override { return dump(); }
+    MemorySource& memory() override { return *mem_; }
+    const ElfImage& image() const override { return *image_; }
+    uint64_t slide() const override { return 0; }  // no kernel ASLR on amd64
+    // The kernel's linker file (linker_kernel_file): its address and size.
+    Range image_range() const override;
+    // Not known: the kernel has the direct map's bounds as constants.
+    uint64_t direct_map_base() const override { return 0; }
+    size_t cpu_count() const override { return kernel_->cpus().size(); }
     FreebsdKernel& kernel() { return *kernel_; }
-    const std::vector<Thread>& threads() const { return threads_.threads; }
-    const std::vector<Module>& modules() const { return modules_.modules; }
+    const std::vector<Thread>& threads() const override { return threads_.threads; }
+    const std::vector<Module>& modules() const override { return modules_.modules; }
     const FreebsdThreads& thread_list() const { return threads_; }
     const FreebsdModules& module_list() const { return modules_; }
     // By its name ("kq_fbsd"), its file's ("kq_fbsd.ko") or a module its file
     // declares; nullptr if none.
-    const Module* module(const std::string& name) const { return modules_.find(name); }
+    const Module* module(const std::string& name) const override { return modules_.find(name); }
     // What could not be read: partial results say so here.
-    std::vector<std::string> warnings() const;
+    std::vector<std::string> warnings() const override;
     // osrelease: "14.1-RELEASE".
-    const std::string& release() const { return release_; }
+    const std::string& release() const override { return release_; }
 
     // Every subsystem provider over this kernel.
-    Survey survey(const std::function<void(const std::string&)>& progress = {}) const;
+    Survey survey(const std::function<void(const std::string&)>& progress = {}) const override;
 
 private:
     FreebsdSystem() = default;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "kernel/linux/survey.h"
+#include "vmcore/freebsd_dump.h"
+
 namespace kq {
 
 static uint64_t parse_hex(const std::string& s) {
@@ -26,6 +29,8 @@ std::unique_ptr<LinuxSystem> LinuxSystem::open_dump(const std::string& vmlinux, 
     dopts.note_ctx = const_cast<OpenOptions*>(&opts);
     say("opening dump " + dump);
     sys->dump_ = Dump::open(dump, dopts);
+    if (dynamic_cast<FreebsdDump*>(sys->dump_.get()))
+        throw Error(dump + " is a " + sys->dump_->format() + ", not a Linux dump: pass its kernel.debug, not " + vmlinux);
     sys->vmlinux_ = ElfImage::open(vmlinux);
 
     // A dump of another kernel than vmlinux must be refused before anything
@@ -189,6 +194,18 @@ std::vector<std::string> LinuxSystem::warnings() const {
     std::vector<std::string> w = tasks_.warnings;
     w.insert(w.end(), modules_.warnings.begin(), modules_.warnings.end());
     return w;
+}
+
+Range LinuxSystem::image_range() const {
+    const auto text = kernel_->find_symbol("_text"), end = kernel_->find_symbol("_end");
+    if (!text || !end || *end < *text) return {0, 0, "kernel image"};
+    return {*text, *end - *text, "kernel image"};
+}
+
+size_t LinuxSystem::cpu_count() const { return dump_ ? dump_->cpus().size() : static_cast<size_t>(kernel_->nr_cpus()); }
+
+Survey LinuxSystem::survey(const std::function<void(const std::string&)>& progress) const {
+    return survey_linux({*kernel_, tasks_.threads, modules_.modules}, progress);
 }
 
 }  // namespace kq

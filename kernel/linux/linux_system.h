@@ -11,6 +11,7 @@
 #include "kernel/linux/live_physical.h"
 #include "kernel/linux/module.h"
 #include "kernel/linux/task.h"
+#include "kernel/kernel_system.h"
 #include "vmcore/dump.h"
 
 namespace kq {
@@ -20,7 +21,7 @@ struct OpenOptions {
     std::function<void(const std::string&)> progress;  // one line per step
 };
 
-class LinuxSystem {
+class LinuxSystem : public KernelSystem {
 public:
     // Opens the dump, checks it belongs to vmlinux (OSRELEASE, banner),
     // applies KASLR from VMCOREINFO, reads tasks and modules, finds .ko
@@ -42,22 +43,30 @@ public:
     // base is the vCPU's GS base, else the vCPU's index.
     std::vector<int> cpu_of_vcpus(const std::vector<CpuState>& vcpus) const;
 
-    bool is_dump() const { return dump_ != nullptr; }
+    KernelOs os() const override { return KernelOs::Linux; }
+    bool is_dump() const override { return dump_ != nullptr; }
     // The dump file; throws kq::Error on a live kernel, which has none.
-    Dump& dump();
+    Dump& dump() override;
     // Physical memory: the dump's, or a live kernel's through its direct map
     // (found at the first call). Throws kq::Error when a live kernel's
     // cannot be found.
-    PhysicalMemory& physical();
-    MemorySource& memory() { return *mem_; }
+    PhysicalMemory& physical() override;
+    MemorySource& memory() override { return *mem_; }
     const ElfImage& vmlinux() const { return *vmlinux_; }
+    const ElfImage& image() const override { return *vmlinux_; }
+    uint64_t slide() const override { return kernel_->slide(); }
+    Range image_range() const override;  // _text to _end
+    uint64_t direct_map_base() const override { return kernel_->direct_map_base(); }
+    // The dump's CPU notes; a live kernel's nr_cpu_ids.
+    size_t cpu_count() const override;
     LinuxKernel& kernel() { return *kernel_; }
-    const std::vector<Thread>& threads() const { return tasks_.threads; }
-    const std::vector<Module>& modules() const { return modules_.modules; }
-    const Module* module(const std::string& name) const;
+    const std::vector<Thread>& threads() const override { return tasks_.threads; }
+    const std::vector<Module>& modules() const override { return modules_.modules; }
+    const Module* module(const std::string& name) const override;
     // What could not be read: partial results say so here.
-    std::vector<std::string> warnings() const;
-    const std::string& release() const { return release_; }
+    std::vector<std::string> warnings() const override;
+    const std::string& release() const override { return release_; }
+    Survey survey(const std::function<void(const std::string&)>& progress) const override;
 
 private:
     void read_all(const std::vector<CpuState>& cpus);

@@ -1,9 +1,10 @@
-"""Shared helpers of the integration tests: the lab's dumps and lldb-16 -b runs."""
-import json
+"""Shared helpers of the integration tests on the lab's dumps: where they are,
+and lldb-16 -b runs with the lab's vmlinux (lldb_run.py runs lldb itself)."""
 import os
 import re
 import subprocess
-import sys
+
+from lldb_run import PLUGIN, check, fail, finish, json_of, run_lldb  # noqa: F401 (the tests' helpers)
 
 SOURCE = os.environ.get("KQ_SOURCE", os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
@@ -23,7 +24,6 @@ def lab_env():
 
 
 ENV = lab_env()
-PLUGIN = os.environ.get("KQ_PLUGIN", os.path.join(SOURCE, "build", "libkquiesce.so"))
 
 
 def dump(name):
@@ -42,57 +42,4 @@ def lldb(commands, vmlinux=None, timeout=600, target=True):
     """Runs lldb-16 -b with the plugin, vmlinux as target (none if not
     `target`), then `commands`.
     Returns (outputs, full text): outputs[i] is what commands[i] printed."""
-    vmlinux = vmlinux or ENV["KQ_VMLINUX"]
-    pre = [f"plugin load {PLUGIN}"] + ([f"target create {vmlinux}"] if target else [])
-    args = ["lldb-16", "--no-lldbinit", "-b"]
-    for c in pre + commands:
-        args += ["-o", c]
-    p = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    text = p.stdout + p.stderr
-    # lldb -b echoes "(lldb) COMMAND" before each command's output.
-    outputs = []
-    lines = p.stdout.splitlines()
-    for c in commands:
-        marker = f"(lldb) {c}"
-        try:
-            start = lines.index(marker) + 1
-        except ValueError:
-            outputs.append(None)
-            continue
-        end = start
-        while end < len(lines) and not lines[end].startswith("(lldb) "):
-            end += 1
-        outputs.append("\n".join(lines[start:end]))
-    return outputs, text
-
-
-def json_of(output, what):
-    if output is None:
-        fail(f"{what}: no output")
-    for line in output.splitlines():
-        line = line.strip()
-        if line.startswith("{") or line.startswith("["):
-            return json.loads(line)
-    fail(f"{what}: no JSON in output:\n{output}")
-
-
-_failures = []
-
-
-def check(cond, message):
-    print(("ok   " if cond else "FAIL ") + message)
-    if not cond:
-        _failures.append(message)
-    return cond
-
-
-def fail(message):
-    print("FAIL " + message)
-    sys.exit(1)
-
-
-def finish():
-    if _failures:
-        print(f"{len(_failures)} check(s) failed")
-        sys.exit(1)
-    print("all checks passed")
+    return run_lldb(commands, (vmlinux or ENV["KQ_VMLINUX"]) if target else None, timeout)

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "freebsd_fixture.h"
+#include "inuse/collect.h"
 #include "inuse/report.h"
 #include "kernel/freebsd/freebsd_system.h"
 #include "kernel/freebsd/symbolizer.h"
@@ -58,19 +59,7 @@ private:
 inline Report inuse_report(FreebsdSystem& sys, const Module& m) {
     FreebsdUnwinder unw(sys.kernel(), sys.modules());
     FreebsdSymbolizer names(sys.image(), sys.modules());
-    InuseInput in;
-    in.module = &m;
-    in.tasks_total = sys.threads().size();
-    for (const Thread& t : sys.threads()) {
-        ThreadStack ts;
-        ts.thread = &t;
-        ts.frames = unw.unwind(t);
-        for (const auto& w : unw.scan(t, ts.frames))
-            if (w.where != StackWord::Where::frame) ts.scanned.push_back(w.value);
-        ts.scan_done = true;
-        in.stacks.push_back(std::move(ts));
-    }
-    in.survey = sys.survey();
+    InuseInput in = collect_inuse(sys, unw, m);
     in.symbolize = [&](uint64_t a) { return names.name(a); };
     return analyze(in);
 }

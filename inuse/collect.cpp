@@ -1,0 +1,29 @@
+#include "inuse/collect.h"
+
+namespace kq {
+
+InuseInput collect_inuse(const KernelSystem& sys, KernelUnwinder& unw, const Module& module,
+                         const std::function<void(const std::string&)>& say) {
+    InuseInput in;
+    in.module = &module;
+    const auto& threads = sys.threads();
+    in.tasks_total = threads.size();
+    const size_t n = threads.size();
+    for (size_t i = 0; i < n; ++i) {
+        if (say && n >= 512 && i % 256 == 0) say("unwinding tasks: " + std::to_string(i * 100 / n) + "%");
+        const Thread& t = threads[i];
+        ThreadStack ts;
+        ts.thread = &t;
+        ts.frames = unw.unwind(t);
+        for (const auto& w : unw.scan(t, ts.frames))
+            if (w.where != StackWord::Where::frame) ts.scanned.push_back(w.value);
+        ts.scan_done = true;
+        in.stacks.push_back(std::move(ts));
+    }
+    in.survey = sys.survey([&](const std::string& p) {
+        if (say) say("reading " + p);
+    });
+    return in;
+}
+
+}  // namespace kq
