@@ -130,7 +130,9 @@ void render_inuse_text(const Report& r, std::string& out) {
 
 Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bool scan,
                     const std::function<void(const std::string&)>& say) {
-    InuseInput in = collect_inuse(s.kernel_system(), s.unwinder(), module, say);
+    // The system first: on a live kernel it drops an unwinder of an earlier stop.
+    KernelSystem& sys = s.kernel_system();
+    InuseInput in = collect_inuse(sys, s.unwinder(), module, say);
     in.symbolize = [&](uint64_t a) { return symbol_at(target, a, false); };
     Report scan_report;
     if (!scan) scan_report.coverage.push_back({"memory reference scan", "nothing", false, "skipped (--no-scan)"});

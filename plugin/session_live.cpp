@@ -3,6 +3,7 @@
 // kernel that runs between commands.
 #include <future>
 
+#include "kernel/kernel_os.h"
 #include "plugin/session.h"
 
 namespace kq {
@@ -54,6 +55,9 @@ Session& Session::open_live(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     const std::string vmlinux = target_vmlinux(target, vmlinux_arg);
     if (vmlinux.empty())
         throw Error("which kernel runs there? pass --vmlinux VMLINUX (its vmlinux with debug info), or 'target create' it first");
+    if (detect_os(vmlinux) != KernelOs::Linux)
+        throw Error("kmod attach needs a Linux kernel: " + vmlinux + " is not a Linux vmlinux (live " +
+                    "FreeBSD kernels are not supported yet)");
     auto say = [&](const std::string& line) {
         if (opts.progress) opts.progress(line);
     };

@@ -4,8 +4,7 @@ kq_sleep task runs through the module; kmod inuse kq_idle is SAFE with full
 coverage (the memory reference scan reads the guest's RAM through the stub);
 kmod inuse kq_mutex gives the evidence kinds, memory references included, and
 kmod refs kq_sleep the same words as a dump of the same guest taken at the same
-moment; the read-only part
-sends the stub no write packet; a breakpoint by name on a function GCC split in
+moment; the read-only part sends the stub no write packet; a breakpoint by name on a function GCC split in
 two (__do_sys_delete_module, whose stop LLDB 16 lost with vmlinux itself) stops
 LLDB when the guest runs rmmod, with the task list re-read; continuing lets
 rmmod finish; an interrupt stops the kernel again with the module gone; detach
@@ -13,99 +12,28 @@ lets the guest run on.
 
 Exits 77 (skipped) when QEMU or LLDB's Python module is missing or the guest
 does not boot. One boot, about two minutes."""
-import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "integration"))
-from kqlab import ENV, PLUGIN, SOURCE, check, core_command, finish, json_of, lldb as lldb_batch  # noqa: E402
+from livelab import ENV, Lab, Lldb, check, finish, json_of, lldb
+from kqlab import core_command, lldb as lldb_batch
 
-SKIP = 77
-LAB = os.environ.get("KQ_LIVE_LAB", f"live-{os.getpid()}")
-LAB_ENV = dict(os.environ, KQ_LAB=LAB)
 SCENARIOS = ["kq_sleep", "kq_mutex", "kq_idle"]
-
-
-def skip(why):
-    print(f"SKIP: {why}")
-    sys.exit(SKIP)
+LAB = Lab("live")
 
 
 def lab(*args, timeout=120, check_rc=True):
-    p = subprocess.run([os.path.join(SOURCE, "scripts", "lab"), *args], env=LAB_ENV, capture_output=True,
-                       text=True, timeout=timeout)
-    if check_rc and p.returncode != 0:
-        raise RuntimeError(f"scripts/lab {' '.join(args)}: exit {p.returncode}: {p.stderr.strip()[-500:]}")
-    return p
+    return LAB.run(*args, timeout=timeout, check_rc=check_rc)
 
 
 def lab_tasks():
     """{tid: comm} of the guest's tasks (scripts/lab tasks forks nothing in it)."""
     out = lab("tasks").stdout.splitlines()
     return {int(l.split()[1]): l.split(None, 2)[2] for l in out[1:] if len(l.split()) >= 3}
-
-
-def import_lldb():
-    try:
-        path = subprocess.run(["lldb-16", "-P"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as e:
-        skip(f"lldb-16 -P failed: {e}")
-    sys.path.insert(0, path)
-    try:
-        import lldb  # noqa: F401
-    except ImportError as e:
-        skip(f"LLDB's Python module does not load (run with /usr/bin/python3): {e}")
-    return lldb
-
-
-lldb = import_lldb()
-
-
-class Lldb:
-    """One debugger, commands run synchronously, resumes waited for here."""
-
-    def __init__(self):
-        self.dbg = lldb.SBDebugger.Create()
-        self.dbg.SetAsync(False)
-        self.ci = self.dbg.GetCommandInterpreter()
-        self.listener = self.dbg.GetListener()
-
-    def run(self, command):
-        r = lldb.SBCommandReturnObject()
-        self.ci.HandleCommand(command, r)
-        return r.Succeeded(), (r.GetOutput() or "") + (r.GetError() or "")
-
-    @property
-    def process(self):
-        return self.dbg.GetSelectedTarget().GetProcess()
-
-    def wait_state(self, state, seconds):
-        deadline = time.monotonic() + seconds
-        ev = lldb.SBEvent()
-        while time.monotonic() < deadline:
-            self.listener.WaitForEvent(1, ev)
-            if self.process.GetState() == state:
-                return True
-        return self.process.GetState() == state
-
-    def resume(self):
-        """continue, returning once LLDB sees the kernel running."""
-        self.dbg.SetAsync(True)
-        self.process.Continue()
-        running = self.wait_state(lldb.eStateRunning, 20)
-        return running
-
-    def wait_stop(self, seconds):
-        stopped = self.wait_state(lldb.eStateStopped, seconds)
-        self.dbg.SetAsync(False)
-        return stopped
 
 
 def evidence_kinds(report):
@@ -118,36 +46,26 @@ def ref_words(refs):
 
 
 def main():
-    if not shutil.which("qemu-system-x86_64"):
-        skip("qemu-system-x86_64 is not installed")
     work = tempfile.mkdtemp(prefix="kq-live-")
     log = os.path.join(work, "proxy.log")
     try:
-        boot = lab("boot", *SCENARIOS, timeout=400, check_rc=False)
-        port = re.search(r"^gdb=(\d+)$", boot.stdout, re.M)
-        if boot.returncode != 0 or not port:
-            skip(f"the lab guest did not boot: {boot.stderr.strip()[-400:]}")
+        port = LAB.boot(*SCENARIOS)
         t0 = time.monotonic()
-        run_checks(int(port.group(1)), log, work)
+        run_checks(port, log, work)
         print(f"live checks took {time.monotonic() - t0:.0f} s")
     finally:
-        lab("stop", check_rc=False)
+        LAB.stop()
         shutil.rmtree(work, ignore_errors=True)
-        if "KQ_LIVE_LAB" not in os.environ:  # a lab of this run only: its logs go too
-            cache = os.environ.get("KQ_CACHE", os.path.expanduser("~/.cache/kquiesce"))
-            shutil.rmtree(os.path.join(cache, "labs", LAB), ignore_errors=True)
     finish()
 
 
 def run_checks(port, log, work):
     before = lab_tasks()
     d = Lldb()
-    d.run(f"plugin load {PLUGIN}")
-    ok, out = d.run("kmod attach 127.0.0.1:1 --vmlinux " + ENV["KQ_VMLINUX"])
+    ok, out = d.attach(1)
     check(not ok and "no GDB stub answers at 127.0.0.1:1" in out, f"attach to a closed port fails in one line: {out.strip()}")
 
-    ok, out = d.run(f"kmod attach 127.0.0.1:{port} --vmlinux {ENV['KQ_VMLINUX']} --modules-dir {ENV['KQ_MODULES_BUILD']} "
-                    f"--modules-dir {ENV['KQ_DEBUG_MODULES']} --log {log} --json")
+    ok, out = d.attach(port, log)
     if not check(ok, f"kmod attach: {out.strip()[-300:]}"):
         return
     info = json_of(out, "kmod attach")
@@ -263,7 +181,7 @@ def run_checks(port, log, work):
     after = lab_tasks()
     missing = {tid: comm for tid, comm in before.items() if after.get(tid) == comm and threads.get(tid) != comm}
     check(not missing, f"every task present before and after is a thread ({len(before)} tasks): missing {missing}")
-    lldb.SBDebugger.Destroy(d.dbg)
+    d.close()
 
 
 if __name__ == "__main__":
