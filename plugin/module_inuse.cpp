@@ -50,8 +50,10 @@ void add_memory_refs(Session& s, lldb::SBTarget& target, const Module& m,
         }
         const auto& st = found.stats;
         char b[160];
-        snprintf(b, sizeof b, "%.0f MiB of physical memory, %.2f GB/s", st.bytes_scanned / 1048576.0,
-                 st.seconds > 0 ? st.bytes_scanned / st.seconds / 1e9 : 0.0);
+        // A dump reads at GB/s, a live kernel's stub at tens of MB/s.
+        const double rate = st.seconds > 0 ? st.bytes_scanned / st.seconds : 0.0;
+        snprintf(b, sizeof b, "%.0f MiB of physical memory in %.1f s, %.2f %s", st.bytes_scanned / 1048576.0, st.seconds,
+                 rate >= 1e9 ? rate / 1e9 : rate / 1e6, rate >= 1e9 ? "GB/s" : "MB/s");
         c.covered = b;
         c.covered += "; " + std::to_string(found.refs.size()) + " words point into the module, " +
                      std::to_string(found.count(RefWeight::bookkeeping)) + " of them the kernel's bookkeeping of it";
