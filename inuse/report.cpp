@@ -27,10 +27,17 @@ namespace {
 
 void thread_evidence(const InuseInput& in, Report& r) {
     const Module& m = *in.module;
-    size_t complete = 0, scanned = 0;
+    size_t complete = 0, scanned = 0, known = 0;
+    std::vector<std::string> running;  // on a CPU, registers unknown, whereabouts unknown
     for (const auto& st : in.stacks) {
         const Thread& t = *st.thread;
-        complete += !st.frames.empty() && is_base(st.frames.back().stop);
+        if (t.regs_unknown) {
+            if (!t.whereabouts.empty())
+                ++known;
+            else
+                running.push_back(task_label(t) + " on CPU " + std::to_string(t.cpu));
+        }
+        complete += (!st.frames.empty() && is_base(st.frames.back().stop)) || !t.whereabouts.empty();
         scanned += st.scan_done;
         for (size_t i = 0; i < st.frames.size(); ++i) {
             const Frame& f = st.frames[i];
@@ -63,11 +70,21 @@ void thread_evidence(const InuseInput& in, Report& r) {
     }
     Coverage c;
     c.provider = "threads";
-    c.covered = std::to_string(complete) + "/" + std::to_string(in.tasks_total) + " tasks unwound to their base";
+    c.covered = std::to_string(complete - known) + "/" + std::to_string(in.tasks_total) + " tasks unwound to their base";
+    if (known)
+        c.covered += ", " + std::to_string(known) +
+                     " running without registers but known to be elsewhere (idle CPUs, kquiesce's own process)";
     if (complete < in.tasks_total) {
         c.complete = false;
-        c.gap = std::to_string(in.tasks_total - complete) +
-                " stacks did not reach their base: a frame in the module may be missed";
+        const size_t cut = in.tasks_total - complete - running.size();
+        if (cut) c.gap = std::to_string(cut) + " stacks did not reach their base: a frame in the module may be missed";
+        if (!running.empty()) {
+            if (!c.gap.empty()) c.gap += "; ";
+            c.gap += std::to_string(running.size()) + " tasks were running on another CPU, whose registers the kernel's " +
+                     "memory does not hold:";
+            for (size_t i = 0; i < running.size() && i < 8; ++i) c.gap += (i ? ", " : " ") + running[i];
+            if (running.size() > 8) c.gap += ", ...";
+        }
     }
     r.coverage.push_back(std::move(c));
 }

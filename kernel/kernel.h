@@ -21,6 +21,11 @@ struct Thread {
     RegisterSet regs;        // initial registers for unwinding
     uint64_t stack_base = 0; // lowest address of the kernel stack
     uint64_t stack_size = 0;
+    // On a CPU of a live kernel read without its CPUs' registers
+    // (/proc/kcore): no registers, so no frames. `whereabouts` says why it
+    // is known to run no module code ("" when it is not known).
+    bool regs_unknown = false;
+    std::string whereabouts;
 };
 
 // "task 109 (kq_sleep)": how reports name a thread.

@@ -16,7 +16,7 @@ void inuse(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         if (!quiet) progress(dbg, line);
     };
 
-    Report r = inuse_report(s, target, *m, !args.flag("--no-scan"), say);
+    Report r = inuse_report(s, target, m->name, !args.flag("--no-scan"), say);
     if (args.flag("--json")) render_inuse_json(r, out);
     else render_inuse_text(r, out);
 }

@@ -53,7 +53,7 @@ void quiesce(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         live.refresh_tasks();
         // Polls without the memory scan (its hits are only advisory); the
         // final report has it.
-        Report r = inuse_report(s, target, s.module(name), false, [](const std::string&) {});
+        Report r = inuse_report(s, target, name, false, [](const std::string&) {});
         still.clear();
         ok = drained(r, user_task(s.system()), &still);
         if (ok || Clock::now() >= deadline) break;
@@ -63,7 +63,7 @@ void quiesce(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
             throw Error("the live kernel went away while draining");
     }
     const double waited = std::chrono::duration<double>(Clock::now() - start).count();
-    Report final_report = inuse_report(s, target, s.module(name), !args.flag("--no-scan"), say);
+    Report final_report = inuse_report(s, target, name, !args.flag("--no-scan"), say);
     resync_lldb(target, live);
 
     if (args.flag("--json")) {

@@ -27,12 +27,13 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (want.empty()) j.null(); else j.value(want);
     j.key("threads").begin_array();
     std::string text;
-    size_t matching = 0, incomplete = 0, scan_matching = 0;
+    size_t matching = 0, incomplete = 0, scan_matching = 0, no_regs = 0;
     for (size_t i = 0; i < tasks.size(); ++i) {
         if (i % 256 == 255) progress(dbg, "unwound " + std::to_string(i + 1) + "/" + std::to_string(tasks.size()) + " tasks");
         const Thread& t = tasks[i];
         Stack st = stack_of(sys, unw, t);
-        incomplete += !st.complete;
+        incomplete += !st.complete && !t.regs_unknown;
+        no_regs += t.regs_unknown;
         bool hit = false;
         for (const auto& f : st.frames) hit |= !want.empty() && f.module == want;
         std::vector<ScanWord> words;
@@ -68,7 +69,8 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     j.end_array();
     j.field("total_threads", static_cast<uint64_t>(tasks.size()))
         .field("matching_threads", static_cast<uint64_t>(matching))
-        .field("incomplete_stacks", static_cast<uint64_t>(incomplete));
+        .field("incomplete_stacks", static_cast<uint64_t>(incomplete))
+        .field("no_registers", static_cast<uint64_t>(no_regs));
     if (scan) j.field("scan_only_threads", static_cast<uint64_t>(scan_matching));
     j.end_object();
     if (args.flag("--json")) {
@@ -80,6 +82,7 @@ void threads(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     else out += std::to_string(matching) + " of " + std::to_string(tasks.size()) + " tasks have a frame in " + want;
     if (scan && !want.empty())
         out += "; " + std::to_string(scan_matching) + " more have only scanned (advisory) return addresses into it";
+    if (no_regs) out += "; " + std::to_string(no_regs) + " running tasks have no registers in the kernel's memory";
     out += incomplete ? "; " + std::to_string(incomplete) + " stacks did not reach their base (see kmod bt)\n" : "\n";
 }
 

@@ -3,7 +3,13 @@
 // syscall goes on or returns -EBUSY (veto); at free_module, after the
 // module's exit function ran, anything still reaching into the module
 // keeps its memory (guard) instead of freeing it under a live pointer.
+#include <fcntl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <optional>
 
 #include "inuse/unload_policy.h"
@@ -94,16 +100,62 @@ void render_text(const Outcome& o, std::string& out) {
     for (const auto& n : o.notes) out += "  note: " + n + "\n";
 }
 
+void render(const Args& args, const Outcome& o, std::string& out) {
+    if (args.flag("--json")) render_json(o, out);
+    else render_text(o, out);
+}
+
+// Through /proc/kcore the kernel cannot be stopped: the check runs first,
+// then delete_module(2) is called from here as rmmod calls it. The kernel
+// still refuses by its own rules; nothing can guard the free.
+void unload_kcore(Session& s, lldb::SBTarget& target, const Args& args, const std::function<void(const std::string&)>& say,
+                  std::string& out) {
+    if (!args.value("--trigger").empty())
+        throw Error("--trigger drives a guest behind a GDB stub; with --kcore, kmod unload calls delete_module(2) itself");
+    const bool force = args.flag("--force");
+    Outcome o;
+    o.module = s.module(args.positional[0]).name;
+    o.forced_by_caller = force;
+    Check c;
+    c.where = "entry";
+    c.task = "kquiesce (pid " + std::to_string(getpid()) + ")";
+    say("analysing " + o.module + " before calling delete_module");
+    c.report = inuse_report(s, target, o.module, !args.flag("--no-scan"), say);
+    c.step = decide_unload_entry(c.report, force, false, user_task(s.system()));
+    const bool proceed = c.step.proceed;
+    o.checks.push_back(std::move(c));
+    if (!proceed) {
+        o.result = "vetoed";
+        o.notes.push_back("delete_module(2) was not called");
+    } else {
+        // O_NONBLOCK as rmmod: fail at once rather than wait for references to drop.
+        say(std::string("delete_module(\"") + o.module + "\"" + (force ? ", O_TRUNC" : "") + ")");
+        errno = 0;
+        const long r = syscall(SYS_delete_module, o.module.c_str(), O_NONBLOCK | (force ? O_TRUNC : 0));
+        o.syscall_return = r == 0 ? 0 : -int64_t(errno);
+        o.result = r == 0 ? "unloaded" : "refused_by_kernel";
+        if (r != 0) o.notes.push_back(std::string("the kernel refused: ") + strerror(errno));
+        o.notes.push_back("no check at free_module: through /proc/kcore nothing stops the kernel there "
+                          "('kmod attach HOST:PORT' guards the free)");
+    }
+    s.refresh_kcore();
+    o.after = "gone";
+    for (const auto& m : s.system().modules())
+        if (m.name == o.module) o.after = m.state;
+    render(args, o, out);
+}
+
 void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     if (args.positional.size() != 1)
         throw Error("usage: kmod unload MODULE [--force] [--trigger CMD] [--timeout S] [--no-scan] [--json]");
     lldb::SBTarget target = dbg.GetSelectedTarget();
     Session& s = Session::of(target);
-    LiveTarget& live = live_kernel(s, "kmod unload");
     const bool force = args.flag("--force"), scan = !args.flag("--no-scan"), quiet = args.flag("--quiet");
     auto say = [&](const std::string& line) {
         if (!quiet) progress(dbg, line);
     };
+    if (s.kcore()) return unload_kcore(s, target, args, say, out);
+    LiveTarget& live = live_kernel(s, "kmod unload");
     const auto timeout_s = parse_number(args.value("--timeout", "120"));
     if (!timeout_s || *timeout_s == 0) throw Error("--timeout wants seconds");
 
@@ -133,7 +185,7 @@ void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         c.where = where;
         c.task = task_on(live);
         say("analysing " + o.module + " at the " + where + " (" + c.task + ")");
-        c.report = inuse_report(s, target, s.module(o.module), scan, say);
+        c.report = inuse_report(s, target, o.module, scan, say);
         return c;
     };
 
@@ -233,9 +285,7 @@ void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
         if (m.name == o.module) o.after = m.state;
     if (o.result == "unloaded" && o.after != "gone") o.notes.push_back("the module is still listed after the unload");
     resync_lldb(target, live);
-
-    if (args.flag("--json")) render_json(o, out);
-    else render_text(o, out);
+    render(args, o, out);
 }
 
 }  // namespace
@@ -256,7 +306,10 @@ void register_unload(lldb::SBCommand& kmod) {
                        "the exit function ran, anything still reaching into the module (a timer it forgot, a\n"
                        "kthread it did not stop) keeps the module's memory instead of freeing it: a leak, not a\n"
                        "crash. One of the three commands that write to the target (with quiesce, unquiesce):\n"
-                       "registers and memory of the unloading task, the breakpoints. The kernel is stopped after it.",
+                       "registers and memory of the unloading task, the breakpoints. The kernel is stopped after it.\n"
+                       "After 'kmod attach --kcore' (this machine's kernel): the same check, then delete_module(2)\n"
+                       "is called from here (O_NONBLOCK, and O_TRUNC with --force) only if the check lets it go on;\n"
+                       "no guard at the free is possible there.",
                        {"--force", "--no-scan", "--json", "--quiet"}, {"--trigger", "--timeout"}, unload});
 }
 

@@ -18,6 +18,8 @@ namespace kq {
 
 LiveTarget& live_kernel(Session& s, const std::string& command) {
     LiveTarget* live = s.live();
+    if (!live && s.kcore())
+        throw Error(command + " needs a kernel it can stop ('kmod attach HOST:PORT'); /proc/kcore only reads one");
     if (!live) throw Error(command + " needs a live kernel ('kmod attach HOST:PORT'); a dump cannot change");
     s.system();  // refuses while the kernel runs or after a detach
     return *live;

@@ -130,10 +130,25 @@ void render_inuse_text(const Report& r, std::string& out) {
     for (const auto& s : r.reasons) out += "  " + s + "\n";
 }
 
-Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bool scan,
-                    const std::function<void(const std::string&)>& say) {
+namespace {
+
+// Through /proc/kcore the kernel runs while it is read: a task that ran
+// between the read of its switch frame and that of its stack unwinds into
+// garbage, a list changes under its walk. A report with such gaps is made
+// again from a fresh read, a few times at most.
+constexpr int kKcoreAttempts = 3;
+
+bool settled(const Report& r) {
+    for (const auto& c : r.coverage)
+        if (!c.complete && c.provider != "memory reference scan") return false;
+    return true;
+}
+
+Report inuse_report_once(Session& s, lldb::SBTarget& target, const std::string& name, bool scan,
+                         const std::function<void(const std::string&)>& say) {
     // The system first: on a live kernel it drops an unwinder of an earlier stop.
     KernelSystem& sys = s.kernel_system();
+    const Module& module = s.module(name);
     InuseInput in = collect_inuse(sys, s.unwinder(), module, say);
     in.symbolize = [&](uint64_t a) { return symbol_at(target, a, false); };
     Report scan_report;
@@ -142,6 +157,18 @@ Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bo
     in.extra_evidence = std::move(scan_report.evidence);
     in.extra_coverage = std::move(scan_report.coverage);
     return analyze(in);
+}
+
+}  // namespace
+
+Report inuse_report(Session& s, lldb::SBTarget& target, std::string name, bool scan,
+                    const std::function<void(const std::string&)>& say) {
+    for (int attempt = 1;; ++attempt) {
+        Report r = inuse_report_once(s, target, name, scan, say);
+        if (!s.kcore() || attempt == kKcoreAttempts || settled(r)) return r;
+        if (say) say("coverage incomplete on the running kernel (it changed while read): reading it again");
+        s.refresh_kcore();
+    }
 }
 
 }  // namespace kq

@@ -12,8 +12,12 @@
 namespace kq {
 
 // Every task's stack, every subsystem provider and (with `scan`) the raw
-// memory reference scan, classified into one report. `say`: progress.
-Report inuse_report(Session& s, lldb::SBTarget& target, const Module& module, bool scan,
+// memory reference scan of the loaded module `module`, classified into one
+// report. Through /proc/kcore, a report with gaps other than the scan's (the
+// kernel changed while read) is made again from a fresh read, up to three
+// times: earlier references to its modules do not survive (`module` is a copy).
+// `say`: progress.
+Report inuse_report(Session& s, lldb::SBTarget& target, std::string module, bool scan,
                     const std::function<void(const std::string&)>& say);
 
 void render_inuse_json(const Report& r, std::string& out);

@@ -10,6 +10,7 @@
 #include "unwinder/freebsd_unwind.h"
 #include "unwinder/linux_unwind.h"
 #include "vmcore/flattened.h"
+#include "vmcore/kcore.h"
 
 namespace kq {
 namespace {
@@ -32,7 +33,10 @@ Session::~Session() {
 Session& Session::of(lldb::SBTarget& target) {
     auto t = session_targets().begin();
     for (auto s = sessions().begin(); s != sessions().end(); ++s, ++t)
-        if (*t == target) return **s;
+        if (*t == target) {
+            if ((*s)->kcore_) (*s)->refresh_kcore();
+            return **s;
+        }
     throw Error("no kernel is open in this target: run 'kmod core VMCORE' (a dump) or 'kmod attach HOST:PORT' (a live kernel)");
 }
 
@@ -82,8 +86,12 @@ void use_index_cache(lldb::SBDebugger& dbg) {
 
 }  // namespace
 
-std::string Session::default_vmlinux(const std::string& dump) {
-    auto d = Dump::open(dump);
+std::string Session::default_vmlinux(const std::string& dump, bool kcore) {
+    std::unique_ptr<Dump> d;
+    if (kcore)
+        d = Kcore::open(dump);
+    else
+        d = Dump::open(dump);
     auto rel = d->vmcoreinfo_value("OSRELEASE");
     if (!rel) throw Error("dump has no VMCOREINFO to name its kernel: pass --vmlinux VMLINUX (kernel.debug for a FreeBSD dump)");
     const std::string tries[] = {"/usr/lib/debug/boot/vmlinux-" + *rel, "/usr/lib/debug/lib/modules/" + *rel + "/vmlinux",
@@ -99,10 +107,11 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
                             const std::string& vmlinux_arg, const OpenOptions& opts) {
     const bool has_target = has_kernel_target(target, "create a new target for another dump");
     std::string vmlinux = target_vmlinux(target, vmlinux_arg);
-    if (vmlinux.empty()) vmlinux = default_vmlinux(dump);
+    if (vmlinux.empty()) vmlinux = default_vmlinux(dump, opts.kcore);
     const KernelOs os = detect_os(vmlinux);
     if (os == KernelOs::unknown)
         throw Error(vmlinux + " is neither a Linux kernel (no linux_banner) nor a FreeBSD kernel (no ostype \"FreeBSD\" and version)");
+    if (opts.kcore && os != KernelOs::Linux) throw Error("/proc/kcore is Linux's: " + vmlinux + " is not a Linux vmlinux");
 
     use_index_cache(dbg);
     auto s = std::make_unique<Session>();
@@ -117,11 +126,18 @@ Session& Session::open_core(lldb::SBDebugger& dbg, lldb::SBTarget& target, const
     s->server_ = std::make_unique<GdbServer>(*s->remote_target_);
     int port = s->server_->start();
 
-    if (opts.progress) opts.progress("connecting LLDB to the dump's " + std::to_string(sys.threads().size()) + " tasks");
+    if (opts.progress)
+        opts.progress(std::string("connecting LLDB to the ") + (opts.kcore ? "kernel's " : "dump's ") +
+                      std::to_string(sys.threads().size()) + " tasks");
     connect_lldb(dbg, target, port, "the dump server");
     // Every thread's registers stay known (the stop's jstopinfo).
     place_kernel(dbg, target, kernel_module, sys.slide());
-    s->load_modules(target, opts.progress);
+    if (opts.kcore) {
+        s->kcore_ = true;
+        s->sync_live_modules(opts.progress);  // as a live stub's: modules come and go
+    } else {
+        s->load_modules(target, opts.progress);
+    }
     return keep(std::move(s), target);
 }
 
@@ -278,6 +294,12 @@ lldb::SBModule Session::read_kernel_symbols(lldb::SBDebugger& dbg, lldb::SBTarge
     m.GetNumSymbols();
     if (has_target) target.RemoveModule(orig);
     return m;
+}
+
+void Session::refresh_kcore() {
+    system_->reread({});
+    unwinder_.reset();  // its modules are the last read's
+    sync_live_modules(nullptr);
 }
 
 KernelSystem& Session::kernel_system() {

@@ -39,8 +39,11 @@ public:
                               const std::string& vmlinux, const OpenOptions& opts, const std::string& proxy_log);
     // The installed vmlinux with debug info of the dump's kernel release
     // (Debian's -dbg path first), or throws kq::Error saying what to pass.
-    static std::string default_vmlinux(const std::string& dump);
+    // kcore: `dump` is a /proc/kcore.
+    static std::string default_vmlinux(const std::string& dump, bool kcore = false);
     // The session of the target, or throws kq::Error telling how to open one.
+    // Through /proc/kcore the kernel runs on: its tasks and modules are read
+    // anew here, once per command.
     static Session& of(lldb::SBTarget& target);
     static void close(lldb::SBTarget& target);
 
@@ -56,6 +59,10 @@ public:
     LinuxSystem& system();
     // The live kernel's proxy; nullptr for a dump.
     LiveTarget* live() { return live_; }
+    // The running kernel through /proc/kcore (opened with OpenOptions::kcore).
+    bool kcore() const { return kcore_; }
+    // kcore: the tasks and modules read anew (Session::of does it per command).
+    void refresh_kcore();
     // The loaded module named `name`, or throws kq::Error listing the loaded ones.
     const Module& module(const std::string& name) const;
     const std::string& dump_path() const { return dump_path_; }  // live: HOST:PORT
@@ -97,6 +104,7 @@ private:
     std::unique_ptr<KernelUnwinder> unwinder_;
     size_t modules_loaded_ = 0;
     LiveTarget* live_ = nullptr;  // remote_target_, when it is a live kernel
+    bool kcore_ = false;
     uint64_t live_stop_seen_ = 0;
     std::map<std::string, std::pair<uint64_t, lldb::SBModule>> live_kos_;  // name -> (struct module, its .ko)
 };

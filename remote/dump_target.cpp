@@ -11,6 +11,7 @@ std::string describe_thread_state(const Thread& t) {
         if (t.state == k) s += std::string(" (") + v + ")";
     if (t.on_cpu) s += ", on CPU " + std::to_string(t.cpu);
     else s += ", last ran on CPU " + std::to_string(t.cpu);
+    if (t.regs_unknown) s += ", registers not in the kernel's memory" + (t.whereabouts.empty() ? "" : " (" + t.whereabouts + ")");
     return s;
 }
 

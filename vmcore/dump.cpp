@@ -1,7 +1,9 @@
 #include "vmcore/dump.h"
 
 #include <fcntl.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -70,6 +72,9 @@ std::string converted_copy(int fd, const std::string& path, const DumpOptions& o
 std::unique_ptr<Dump> Dump::open(const std::string& path, const DumpOptions& opts) {
     if (path.empty()) throw Error("cannot open dump: no file name given");
     UniqueFd fd = open_file(path, path);
+    struct statfs fs;
+    if (fstatfs(fd.get(), &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC && std::filesystem::path(path).filename() == "kcore")
+        throw Error(path + " is the running kernel's memory, not a dump: 'kmod attach --kcore' reads it");
     if (auto freebsd = open_freebsd_dump(fd, path, opts)) return freebsd;
     DumpProbe probe = probe_dump_fd(fd.get(), path);
 

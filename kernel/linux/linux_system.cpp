@@ -4,6 +4,7 @@
 
 #include "kernel/linux/survey.h"
 #include "vmcore/freebsd_dump.h"
+#include "vmcore/kcore.h"
 
 namespace kq {
 
@@ -27,8 +28,11 @@ std::unique_ptr<LinuxSystem> LinuxSystem::open_dump(const std::string& vmlinux, 
         if (p->progress) p->progress(line);
     };
     dopts.note_ctx = const_cast<OpenOptions*>(&opts);
-    say("opening dump " + dump);
-    sys->dump_ = Dump::open(dump, dopts);
+    say((opts.kcore ? "opening " : "opening dump ") + dump);
+    if (opts.kcore)
+        sys->dump_ = Kcore::open(dump);
+    else
+        sys->dump_ = Dump::open(dump, dopts);
     if (dynamic_cast<FreebsdDump*>(sys->dump_.get()))
         throw Error(dump + " is a " + sys->dump_->format() + ", not a Linux dump: pass its kernel.debug, not " + vmlinux);
     sys->vmlinux_ = ElfImage::open(vmlinux);
@@ -202,7 +206,9 @@ Range LinuxSystem::image_range() const {
     return {*text, *end - *text, "kernel image"};
 }
 
-size_t LinuxSystem::cpu_count() const { return dump_ ? dump_->cpus().size() : static_cast<size_t>(kernel_->nr_cpus()); }
+size_t LinuxSystem::cpu_count() const {
+    return dump_ && !dump_->cpus().empty() ? dump_->cpus().size() : static_cast<size_t>(kernel_->nr_cpus());
+}
 
 Survey LinuxSystem::survey(const std::function<void(const std::string&)>& progress) const {
     return survey_linux({*kernel_, tasks_.threads, modules_.modules}, progress);

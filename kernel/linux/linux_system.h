@@ -19,6 +19,9 @@ namespace kq {
 struct OpenOptions {
     std::vector<std::string> modules_dirs;  // searched first for .ko files
     std::function<void(const std::string&)> progress;  // one line per step
+    // The "dump" is the running kernel's /proc/kcore (vmcore/kcore.h): its
+    // memory changes as it is read, and it holds no CPU's registers.
+    bool kcore = false;
 };
 
 class LinuxSystem : public KernelSystem {
@@ -37,7 +40,8 @@ public:
     // randomization range. Then as open_dump. Throws kq::Error.
     static std::unique_ptr<LinuxSystem> open_live(const std::string& vmlinux, MemorySource& mem,
                                                   const std::vector<CpuState>& vcpus, const OpenOptions& opts);
-    // A live kernel ran and stopped again: its tasks and modules, read anew.
+    // A live kernel ran and stopped again (or, through /proc/kcore, ran on):
+    // its tasks and modules, read anew.
     void reread(const std::vector<CpuState>& vcpus);
     // The kernel's CPU number of each virtual CPU: the one whose per-CPU
     // base is the vCPU's GS base, else the vCPU's index.
@@ -57,7 +61,7 @@ public:
     uint64_t slide() const override { return kernel_->slide(); }
     Range image_range() const override;  // _text to _end
     uint64_t direct_map_base() const override { return kernel_->direct_map_base(); }
-    // The dump's CPU notes; a live kernel's nr_cpu_ids.
+    // The dump's CPU notes; a live kernel's (or /proc/kcore's) nr_cpu_ids.
     size_t cpu_count() const override;
     LinuxKernel& kernel() { return *kernel_; }
     const std::vector<Thread>& threads() const override { return tasks_.threads; }

@@ -1,5 +1,7 @@
 #include "kernel/linux/task.h"
 
+#include <unistd.h>
+
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -22,7 +24,7 @@ uint64_t stack_size(const LinuxKernel& k) {
 
 // Layout of the task_struct members this file reads, from DWARF.
 struct TaskLayout {
-    uint64_t tasks, pid, comm, state, exit_state, flags, cpu, on_cpu, stack, thread_sp, signal,
+    uint64_t tasks, pid, tgid, comm, state, exit_state, flags, cpu, on_cpu, stack, thread_sp, signal,
         thread_node, mm;
     uint64_t signal_thread_head;
     uint64_t frame_size, f_r15, f_r14, f_r13, f_r12, f_bx, f_bp, f_ret;
@@ -33,6 +35,7 @@ struct TaskLayout {
         const char* T = "task_struct";
         tasks = k.off(T, "tasks");
         pid = k.off(T, "pid");
+        tgid = k.off(T, "tgid");
         comm = k.off(T, "comm");
         state = k.off(T, "__state");
         exit_state = k.off(T, "exit_state");
@@ -96,6 +99,8 @@ public:
         }
         for (int c = 0; c < ncpu; ++c)
             if (curr[c]) running_[curr[c]] = c;
+        for (int c = 0; c < ncpu; ++c)
+            if (curr[c] && curr[c] == idle[c]) idle_cpus_.insert(c);
 
         uint64_t init_task = k_.symbol("init_task");
         add(init_task, 0);
@@ -159,6 +164,17 @@ private:
             t.on_cpu = true;
             t.cpu = r->second;
             t.regs = cpus_[r->second].regs;
+        } else if (r != running_.end() && mem_.live()) {
+            // A running kernel read without its CPUs' registers: the switch
+            // frame is stale, the task is somewhere else by now.
+            t.on_cpu = true;
+            t.cpu = r->second;
+            t.regs_unknown = true;
+            const auto tgid = mem_.read_as<int32_t>(task + L_.tgid);
+            if (tgid && *tgid == static_cast<int32_t>(getpid()))
+                t.whereabouts = "kquiesce's own process, reading the kernel's memory";
+            else if (idle_cpu >= 0 && idle_cpus_.count(r->second))
+                t.whereabouts = "the idle task of an idle CPU";
         } else {
             saved_context(task, t);
         }
@@ -193,6 +209,7 @@ private:
     const std::vector<CpuState>& cpus_;
     std::unordered_map<uint64_t, int> running_;
     std::unordered_set<uint64_t> seen_;
+    std::unordered_set<int> idle_cpus_;  // CPUs running their idle task
     TaskList out_;
 };
 
