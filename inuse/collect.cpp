@@ -1,6 +1,11 @@
 #include "inuse/collect.h"
 
 namespace kq {
+namespace {
+
+constexpr int kRereads = 5;
+
+}  // namespace
 
 InuseInput collect_inuse(const KernelSystem& sys, KernelUnwinder& unw, const Module& module,
                          const std::function<void(const std::string&)>& say) {
@@ -15,7 +20,17 @@ InuseInput collect_inuse(const KernelSystem& sys, KernelUnwinder& unw, const Mod
         ThreadStack ts;
         ts.thread = &t;
         ts.frames = unw.unwind(t);
-        for (const auto& w : unw.scan(t, ts.frames))
+        // A kernel that runs while read: a task that ran since its switch
+        // frame was read has another stack by now. Read it again.
+        for (int again = 0; again < kRereads && !reached_base(ts.frames) && !ts.thread->regs_unknown; ++again) {
+            auto fresh = sys.reread_thread(t);
+            if (!fresh) break;
+            in.reread.push_back(std::move(*fresh));
+            ts.thread = &in.reread.back();
+            ts.frames = unw.unwind(*ts.thread);
+        }
+        const Thread& now = *ts.thread;
+        for (const auto& w : unw.scan(now, ts.frames))
             if (w.where != StackWord::Where::frame) ts.scanned.push_back(w.value);
         ts.scan_done = true;
         in.stacks.push_back(std::move(ts));

@@ -37,7 +37,7 @@ void thread_evidence(const InuseInput& in, Report& r) {
             else
                 running.push_back(task_label(t) + " on CPU " + std::to_string(t.cpu));
         }
-        complete += (!st.frames.empty() && is_base(st.frames.back().stop)) || !t.whereabouts.empty();
+        complete += reached_base(st.frames) || !t.whereabouts.empty();
         scanned += st.scan_done;
         for (size_t i = 0; i < st.frames.size(); ++i) {
             const Frame& f = st.frames[i];
@@ -71,6 +71,8 @@ void thread_evidence(const InuseInput& in, Report& r) {
     Coverage c;
     c.provider = "threads";
     c.covered = std::to_string(complete - known) + "/" + std::to_string(in.tasks_total) + " tasks unwound to their base";
+    if (!in.reread.empty())
+        c.covered += " (" + std::to_string(in.reread.size()) + " reads again of tasks that ran while read)";
     if (known)
         c.covered += ", " + std::to_string(known) +
                      " running without registers but known to be elsewhere (idle CPUs, kquiesce's own process)";

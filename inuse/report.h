@@ -1,6 +1,7 @@
 // The in-use report of one module: evidence, coverage, verdict.
 #pragma once
 #include <functional>
+#include <list>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,7 @@ struct ThreadStack {
 struct InuseInput {
     const Module* module = nullptr;
     std::vector<ThreadStack> stacks;   // every task of the kernel
+    std::list<Thread> reread;          // tasks read anew (KernelSystem::reread_thread) that stacks point to
     size_t tasks_total = 0;            // how many tasks the kernel has (stacks may be fewer)
     Survey survey;                     // what the kernel subsystem providers found
     // Evidence and coverage classified elsewhere (the memory reference scan),

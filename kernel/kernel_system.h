@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,10 @@ public:
     virtual const Module* module(const std::string& name) const = 0;
     // What could not be read: partial results say so here.
     virtual std::vector<std::string> warnings() const = 0;
+    // A kernel read while it runs (/proc/kcore): the thread read anew, as a
+    // task that ran since its switch frame was read unwinds into garbage.
+    // nullopt where memory holds still (dumps, a stopped kernel).
+    virtual std::optional<Thread> reread_thread(const Thread&) const { return std::nullopt; }
 
     // Every subsystem provider over this kernel; `progress` (may be empty)
     // gets each provider's name first.

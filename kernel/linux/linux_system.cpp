@@ -206,6 +206,11 @@ Range LinuxSystem::image_range() const {
     return {*text, *end - *text, "kernel image"};
 }
 
+std::optional<Thread> LinuxSystem::reread_thread(const Thread& t) const {
+    if (!dump_ || !dump_->live() || t.id >= kIdleThreadIdBase) return std::nullopt;
+    return read_task(*kernel_, t.task);
+}
+
 size_t LinuxSystem::cpu_count() const {
     return dump_ && !dump_->cpus().empty() ? dump_->cpus().size() : static_cast<size_t>(kernel_->nr_cpus());
 }

@@ -69,6 +69,7 @@ public:
     const Module* module(const std::string& name) const override;
     // What could not be read: partial results say so here.
     std::vector<std::string> warnings() const override;
+    std::optional<Thread> reread_thread(const Thread& t) const override;
     const std::string& release() const override { return release_; }
     Survey survey(const std::function<void(const std::string&)>& progress) const override;
 

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -85,23 +86,8 @@ public:
         : k_(k), mem_(k.mem()), L_(k), cpus_(cpus) {}
 
     TaskList run() {
-        // Which task each CPU was running when the dump was taken.
-        int ncpu = k_.nr_cpus();
-        std::vector<uint64_t> curr(ncpu, 0), idle(ncpu, 0);
-        for (int c = 0; c < ncpu; ++c) {
-            try {
-                uint64_t rq = k_.per_cpu("runqueues", c);
-                curr[c] = mem_.read_u64(rq + L_.rq_curr).value_or(0);
-                idle[c] = mem_.read_u64(rq + L_.rq_idle).value_or(0);
-            } catch (const Error& e) {
-                out_.warnings.push_back("CPU " + std::to_string(c) + " runqueue: " + e.what());
-            }
-        }
-        for (int c = 0; c < ncpu; ++c)
-            if (curr[c]) running_[curr[c]] = c;
-        for (int c = 0; c < ncpu; ++c)
-            if (curr[c] && curr[c] == idle[c]) idle_cpus_.insert(c);
-
+        const std::vector<uint64_t> idle = read_runqueues();
+        const int ncpu = static_cast<int>(idle.size());
         uint64_t init_task = k_.symbol("init_task");
         add(init_task, 0);
         for (int c = 1; c < ncpu; ++c)
@@ -132,7 +118,35 @@ public:
         return std::move(out_);
     }
 
+    // One task, as run() reads it (whether it runs now, its switch frame).
+    std::optional<Thread> one(uint64_t task) {
+        read_runqueues();
+        add(task, -1);
+        if (out_.threads.empty()) return std::nullopt;
+        return std::move(out_.threads.back());
+    }
+
 private:
+    // Which task each CPU runs (running_, idle_cpus_); returns each CPU's idle task.
+    std::vector<uint64_t> read_runqueues() {
+        int ncpu = k_.nr_cpus();
+        std::vector<uint64_t> curr(ncpu, 0), idle(ncpu, 0);
+        for (int c = 0; c < ncpu; ++c) {
+            try {
+                uint64_t rq = k_.per_cpu("runqueues", c);
+                curr[c] = mem_.read_u64(rq + L_.rq_curr).value_or(0);
+                idle[c] = mem_.read_u64(rq + L_.rq_idle).value_or(0);
+            } catch (const Error& e) {
+                out_.warnings.push_back("CPU " + std::to_string(c) + " runqueue: " + e.what());
+            }
+        }
+        for (int c = 0; c < ncpu; ++c)
+            if (curr[c]) running_[curr[c]] = c;
+        for (int c = 0; c < ncpu; ++c)
+            if (curr[c] && curr[c] == idle[c]) idle_cpus_.insert(c);
+        return idle;
+    }
+
     static std::string hex(uint64_t v) {
         char b[24];
         snprintf(b, sizeof b, "%#llx", static_cast<unsigned long long>(v));
@@ -218,5 +232,7 @@ private:
 TaskList read_tasks(const LinuxKernel& k, const std::vector<CpuState>& cpus) {
     return Reader(k, cpus).run();
 }
+
+std::optional<Thread> read_task(const LinuxKernel& k, uint64_t task) { return Reader(k, {}).one(task); }
 
 }  // namespace kq

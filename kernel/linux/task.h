@@ -1,6 +1,7 @@
 // Linux tasks: every thread of every process, plus each CPU's idle task,
 // with the registers an unwinder starts from.
 #pragma once
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,5 +23,9 @@ struct TaskList {
 // Reads all tasks. cpus: registers of each CPU at dump time (empty when
 // unknown); the task running on a CPU gets them instead of its switch frame.
 TaskList read_tasks(const LinuxKernel& k, const std::vector<CpuState>& cpus);
+
+// One task read anew, without CPU registers (a kernel read while it runs:
+// /proc/kcore); nullopt if its task_struct is unreadable.
+std::optional<Thread> read_task(const LinuxKernel& k, uint64_t task);
 
 }  // namespace kq

@@ -75,6 +75,8 @@ def main():
     steps = [(path, [pm]) for path in crash.values()]
     steps.append((crash["kq_leaky_timer"], ["kmod postmortem --json", "kmod dmesg --json", "kmod dmesg --tail 5"]))
     steps.append((dump("kaslr.elf"), ["kmod postmortem --json"]))
+    # The same crash saved as kdump saves it (kdump-compressed, flattened).
+    steps.append((dump("crash-kq_leaky_timer.kdump"), [pm]))
     out = session(steps)
     # Outputs in order: per step, "target create", "kmod core", then its commands.
     by_step, i = [], 0
@@ -167,6 +169,15 @@ def main():
     r = js(by_step[len(crash) + 1][0][1], "kaslr.elf")
     check(r["kind"] == "no_crash" and not r["panicked"] and not r["unload_crash"],
           f"kaslr.elf: no crash ({r['kind']}): {r['summary']}")
+
+    # kdump-compressed: the same attribution as from the ELF dump of that moment.
+    elf = js(by_step[0][0][1], "kq_leaky_timer")
+    r = js(by_step[len(crash) + 2][0][1], "crash-kq_leaky_timer.kdump")
+    same = ("module", "function", "offset", "confidence")
+    check(r["unload_crash"] and all(r["attribution"][k] == elf["attribution"][k] for k in same) and
+          r["path"]["kind"] == "timer" and r["path"]["missing_cleanup"] == "del_timer_sync",
+          f"kdump-compressed: {r['attribution']['symbol']} ({r['attribution']['confidence']}), path "
+          f"{r['path']['kind']}, cleanup {r['path']['missing_cleanup']}, as from the ELF dump")
     finish()
 
 
