@@ -108,11 +108,10 @@ void render(const Args& args, const Outcome& o, std::string& out) {
 // Through /proc/kcore the kernel cannot be stopped: the check runs first,
 // then delete_module(2) is called from here as rmmod calls it. The kernel
 // still refuses by its own rules; nothing can guard the free.
-void unload_kcore(Session& s, lldb::SBTarget& target, const Args& args, const std::function<void(const std::string&)>& say,
-                  std::string& out) {
+void unload_kcore(Session& s, lldb::SBTarget& target, const Args& args, bool force, bool scan,
+                  const std::function<void(const std::string&)>& say, std::string& out) {
     if (!args.value("--trigger").empty())
         throw Error("--trigger drives a guest behind a GDB stub; with --kcore, kmod unload calls delete_module(2) itself");
-    const bool force = args.flag("--force");
     Outcome o;
     o.module = s.module(args.positional[0]).name;
     o.forced_by_caller = force;
@@ -120,7 +119,7 @@ void unload_kcore(Session& s, lldb::SBTarget& target, const Args& args, const st
     c.where = "entry";
     c.task = "kquiesce (pid " + std::to_string(getpid()) + ")";
     say("analysing " + o.module + " before calling delete_module");
-    c.report = inuse_report(s, target, o.module, !args.flag("--no-scan"), say);
+    c.report = inuse_report(s, target, o.module, scan, say);
     c.step = decide_unload_entry(c.report, force, false, user_task(s.system()));
     const bool proceed = c.step.proceed;
     o.checks.push_back(std::move(c));
@@ -154,7 +153,7 @@ void unload(lldb::SBDebugger& dbg, const Args& args, std::string& out) {
     auto say = [&](const std::string& line) {
         if (!quiet) progress(dbg, line);
     };
-    if (s.kcore()) return unload_kcore(s, target, args, say, out);
+    if (s.kcore()) return unload_kcore(s, target, args, force, scan, say, out);
     LiveTarget& live = live_kernel(s, "kmod unload");
     const auto timeout_s = parse_number(args.value("--timeout", "120"));
     if (!timeout_s || *timeout_s == 0) throw Error("--timeout wants seconds");

@@ -10,7 +10,6 @@
 #include "unwinder/freebsd_unwind.h"
 #include "unwinder/linux_unwind.h"
 #include "vmcore/flattened.h"
-#include "vmcore/kcore.h"
 
 namespace kq {
 namespace {
@@ -87,11 +86,9 @@ void use_index_cache(lldb::SBDebugger& dbg) {
 }  // namespace
 
 std::string Session::default_vmlinux(const std::string& dump, bool kcore) {
-    std::unique_ptr<Dump> d;
-    if (kcore)
-        d = Kcore::open(dump);
-    else
-        d = Dump::open(dump);
+    DumpOptions o;
+    o.kcore = kcore;
+    auto d = Dump::open(dump, o);
     auto rel = d->vmcoreinfo_value("OSRELEASE");
     if (!rel) throw Error("dump has no VMCOREINFO to name its kernel: pass --vmlinux VMLINUX (kernel.debug for a FreeBSD dump)");
     const std::string tries[] = {"/usr/lib/debug/boot/vmlinux-" + *rel, "/usr/lib/debug/lib/modules/" + *rel + "/vmlinux",

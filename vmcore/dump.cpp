@@ -15,6 +15,7 @@
 #include "vmcore/file_util.h"
 #include "vmcore/flattened.h"
 #include "vmcore/freebsd_dump.h"
+#include "vmcore/kcore.h"
 #include "vmcore/kdump_file.h"
 
 namespace kq {
@@ -71,6 +72,7 @@ std::string converted_copy(int fd, const std::string& path, const DumpOptions& o
 
 std::unique_ptr<Dump> Dump::open(const std::string& path, const DumpOptions& opts) {
     if (path.empty()) throw Error("cannot open dump: no file name given");
+    if (opts.kcore) return Kcore::open(path);
     UniqueFd fd = open_file(path, path);
     struct statfs fs;
     if (fstatfs(fd.get(), &fs) == 0 && fs.f_type == PROC_SUPER_MAGIC && std::filesystem::path(path).filename() == "kcore")

@@ -31,13 +31,16 @@ struct DumpOptions {
     // does not say where the kernel's page tables are; its kernel does
     // (KPML4phys, kernbase). Unset, such a dump translates no virtual address.
     std::function<std::optional<uint64_t>(std::string_view name)> kernel_symbol;
+    // The file is a running kernel's /proc/kcore (vmcore/kcore.h), not a dump.
+    bool kcore = false;
 };
 
 class Dump : public MemorySource, public PhysicalMemory {
 public:
     // Opens ELF vmcores and kdump-compressed files, makedumpfile's
     // flattened format (converted once into the cache), and FreeBSD amd64
-    // minidumps and full dumps (vmcore/freebsd_*). Throws kq::Error with
+    // minidumps and full dumps (vmcore/freebsd_*); with opts.kcore, a
+    // running kernel's /proc/kcore (vmcore/kcore.h). Throws kq::Error with
     // one clear line for anything else (not a dump, unreadable, headers or
     // notes cut off). A dump cut off only inside its memory opens with a
     // note, truncated() set, and short reads where memory is missing.

@@ -95,8 +95,6 @@ void Kcore::read_headers() {
               [](const Segment& a, const Segment& b) { return a.paddr < b.paddr; });
 }
 
-size_t Kcore::read_at(uint64_t off, void* buf, size_t len) { return pread_full(fd_.get(), buf, len, off); }
-
 size_t Kcore::read(uint64_t vaddr, void* buf, size_t len) {
     size_t done = 0;
     while (done < len) {
@@ -107,7 +105,7 @@ size_t Kcore::read(uint64_t vaddr, void* buf, size_t len) {
         --it;
         if (a - it->vaddr >= it->size) break;
         const size_t n = static_cast<size_t>(std::min<uint64_t>(len - done, it->size - (a - it->vaddr)));
-        const size_t got = read_at(it->offset + (a - it->vaddr), static_cast<char*>(buf) + done, n);
+        const size_t got = pread_full(fd_.get(), static_cast<char*>(buf) + done, n, it->offset + (a - it->vaddr));
         done += got;
         if (got < n) break;
     }
@@ -126,7 +124,7 @@ size_t Kcore::read_phys(uint64_t paddr, void* buf, size_t len) {
             }
         if (!seg) break;
         const size_t n = static_cast<size_t>(std::min<uint64_t>(len - done, seg->size - (a - seg->paddr)));
-        const size_t got = read_at(seg->offset + (a - seg->paddr), static_cast<char*>(buf) + done, n);
+        const size_t got = pread_full(fd_.get(), static_cast<char*>(buf) + done, n, seg->offset + (a - seg->paddr));
         done += got;
         if (got < n) break;
     }

@@ -47,8 +47,6 @@ public:
 private:
     Kcore(UniqueFd fd, std::string path) : fd_(std::move(fd)), path_(std::move(path)) {}
     void read_headers();
-    // Reads `len` bytes at file offset `off` of one segment; short on error.
-    size_t read_at(uint64_t off, void* buf, size_t len);
 
     UniqueFd fd_;
     std::string path_;

@@ -4,7 +4,6 @@
 
 #include "kernel/linux/survey.h"
 #include "vmcore/freebsd_dump.h"
-#include "vmcore/kcore.h"
 
 namespace kq {
 
@@ -28,11 +27,9 @@ std::unique_ptr<LinuxSystem> LinuxSystem::open_dump(const std::string& vmlinux, 
         if (p->progress) p->progress(line);
     };
     dopts.note_ctx = const_cast<OpenOptions*>(&opts);
+    dopts.kcore = opts.kcore;
     say((opts.kcore ? "opening " : "opening dump ") + dump);
-    if (opts.kcore)
-        sys->dump_ = Kcore::open(dump);
-    else
-        sys->dump_ = Dump::open(dump, dopts);
+    sys->dump_ = Dump::open(dump, dopts);
     if (dynamic_cast<FreebsdDump*>(sys->dump_.get()))
         throw Error(dump + " is a " + sys->dump_->format() + ", not a Linux dump: pass its kernel.debug, not " + vmlinux);
     sys->vmlinux_ = ElfImage::open(vmlinux);
